@@ -1,0 +1,110 @@
+#include "pmd/offload.h"
+
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+
+#include "cc/pkt_meta.h"
+
+namespace vsw {
+
+namespace {
+
+constexpr uint64_t kL4Flags = RTE_MBUF_F_TX_L4_MASK;
+
+// Completes IP and L4 checksums of a (possibly chained) packet in software.
+bool sw_checksum(rte_mbuf* m) {
+  const uint64_t f = m->ol_flags;
+  if (m->l2_len + m->l3_len > rte_pktmbuf_data_len(m)) return false;
+  if (f & RTE_MBUF_F_TX_IPV4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, m->l2_len);
+    if (f & RTE_MBUF_F_TX_IP_CKSUM) {
+      ip->hdr_checksum = 0;
+      ip->hdr_checksum = rte_ipv4_cksum(ip);
+    }
+    if ((f & kL4Flags) == RTE_MBUF_F_TX_TCP_CKSUM || (f & RTE_MBUF_F_TX_TCP_SEG)) {
+      if (m->l2_len + m->l3_len + sizeof(rte_tcp_hdr) > rte_pktmbuf_data_len(m)) return false;
+      auto* th = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, m->l2_len + m->l3_len);
+      th->cksum = 0;
+      th->cksum = rte_ipv4_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
+    } else if ((f & kL4Flags) == RTE_MBUF_F_TX_UDP_CKSUM) {
+      auto* uh = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, m->l2_len + m->l3_len);
+      uh->dgram_cksum = 0;
+      uh->dgram_cksum = rte_ipv4_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
+    }
+  } else if (f & RTE_MBUF_F_TX_IPV6) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, m->l2_len);
+    if ((f & kL4Flags) == RTE_MBUF_F_TX_TCP_CKSUM || (f & RTE_MBUF_F_TX_TCP_SEG)) {
+      if (m->l2_len + m->l3_len + sizeof(rte_tcp_hdr) > rte_pktmbuf_data_len(m)) return false;
+      auto* th = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, m->l2_len + m->l3_len);
+      th->cksum = 0;
+      th->cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
+    } else if ((f & kL4Flags) == RTE_MBUF_F_TX_UDP_CKSUM) {
+      auto* uh = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, m->l2_len + m->l3_len);
+      uh->dgram_cksum = 0;
+      uh->dgram_cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
+    }
+  }
+  m->ol_flags &= ~(kL4Flags | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG);
+  return true;
+}
+
+}  // namespace
+
+bool sanitize_rx_offload(rte_mbuf* m) {
+  const uint64_t f = m->ol_flags;
+  if (!(f & (kL4Flags | RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_IP_CKSUM))) return true;
+  const PktMeta& pm = meta(m);
+  // Offsets come from our parser (pkt_meta.cc overwrote l2/l3/l4_len), not from the guest.
+  const bool tcp = pm.flags & net::kFlagTcp, udp = pm.flags & net::kFlagUdp;
+  if (pm.flags & net::kFlagMalformed) return false;
+  if ((f & RTE_MBUF_F_TX_TCP_SEG) && (!tcp || m->tso_segsz < 8 || pm.payload_len == 0)) return false;
+  if ((f & kL4Flags) == RTE_MBUF_F_TX_TCP_CKSUM && !tcp) return false;
+  if ((f & kL4Flags) == RTE_MBUF_F_TX_UDP_CKSUM && !udp) return false;
+  if ((f & kL4Flags) == RTE_MBUF_F_TX_SCTP_CKSUM) return false;
+  // Mark the L3 type the way tx offloads and rte_gso expect it.
+  m->ol_flags &= ~(RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6);
+  m->ol_flags |= (pm.flags & net::kFlagIPv4) ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6;
+  return true;
+}
+
+unsigned fixup_for_egress(rte_mbuf* m, uint64_t caps, rte_gso_ctx& gso, rte_mbuf** out, unsigned max_out,
+                          PortCounters& c) {
+  auto drop = [&](rte_mbuf* x) {
+    rte_pktmbuf_free(x);
+    c.tx_drop_other.add();
+    return 0u;
+  };
+  if ((m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) && !(caps & RTE_ETH_TX_OFFLOAD_TCP_TSO)) {
+    gso.gso_size = static_cast<uint16_t>(m->l2_len + m->l3_len + m->l4_len + m->tso_segsz);
+    gso.gso_types = RTE_ETH_TX_OFFLOAD_TCP_TSO;
+    int n = rte_gso_segment(m, &gso, out, static_cast<uint16_t>(max_out));
+    if (n < 0) return drop(m);
+    if (n > 0) {
+      // Segments hold references to m's data; ours is released. rte_gso fixed
+      // lengths, ids and sequence numbers but no checksum: complete them all.
+      rte_pktmbuf_free(m);
+      c.tx_sw_gso.add();
+      for (int i = 0; i < n; ++i) {
+        out[i]->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM | ((out[i]->ol_flags & RTE_MBUF_F_TX_IPV4) ? RTE_MBUF_F_TX_IP_CKSUM : 0);
+        sw_checksum(out[i]);
+      }
+      c.tx_sw_csum.add(static_cast<uint64_t>(n));
+      return static_cast<unsigned>(n);
+    }
+    m->ol_flags &= ~RTE_MBUF_F_TX_TCP_SEG;  // already small enough
+    m->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM;
+  }
+  const uint64_t f = m->ol_flags;
+  const uint64_t l4 = f & kL4Flags;
+  const bool l4_ok = l4 == 0 || (f & RTE_MBUF_F_TX_TCP_SEG) ||
+                     (caps & (l4 == RTE_MBUF_F_TX_UDP_CKSUM ? RTE_ETH_TX_OFFLOAD_UDP_CKSUM : RTE_ETH_TX_OFFLOAD_TCP_CKSUM));
+  const bool ip_ok = !(f & RTE_MBUF_F_TX_IP_CKSUM) || (caps & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
+  if (!l4_ok || !ip_ok) {
+    if (!sw_checksum(m)) return drop(m);
+    c.tx_sw_csum.add();
+  }
+  out[0] = m;
+  return 1;
+}
+
+}  // namespace vsw

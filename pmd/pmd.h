@@ -1,0 +1,124 @@
+// A poll-mode thread: polls its rx queues in bursts of 32, runs the stage
+// pipeline, makes the L2 decision, buffers per egress port and flushes, runs
+// stage timers, and sleeps when idle (idle_sleep_max_us) so it can share a
+// core on small machines.
+#pragma once
+#include <rte_gso.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "cc/parse.h"
+#include "pmd/datapath.h"
+#include "pmd/stage.h"
+
+namespace vsw {
+
+struct RxqRef {
+  uint16_t port;
+  uint16_t queue;
+};
+
+// Immutable once published; replaced wholesale by the control thread.
+struct PollList {
+  std::vector<RxqRef> rxqs;
+};
+
+struct alignas(64) PmdStats {
+  Counter iterations, busy_cycles, idle_cycles;
+  Counter rx_packets, tx_packets;
+  Counter flood_packets;          // packets sent to more than one port
+  Counter drop_same_port;         // destination is the ingress port
+  Counter drop_no_port;           // destination port vanished
+  Counter drop_malformed;         // policy drop of malformed frames
+  Counter drop_stage;             // stages said drop (see stage counters for why)
+  Counter drop_vlan;              // VLAN not allowed at ingress or egress
+  Counter drop_no_mbuf;           // copy for VLAN rewrite failed
+  Counter handoff_out, handoff_in, handoff_full;
+  Counter stage_emitted;
+  Counter fdb_learned, fdb_moved, fdb_full;
+  Counter sleeps, sleep_ns;
+  Counter parse_err[static_cast<size_t>(net::ParseError::kCount)];
+};
+
+class PmdContext {
+ public:
+  // Stages: emit a packet they built. out_port = kNoPort: L2 decision decides.
+  virtual void emit(rte_mbuf* m, uint16_t out_port) = 0;
+  virtual ~PmdContext() = default;
+  unsigned index() const { return index_; }
+  uint64_t now_tsc() const { return now_tsc_; }
+  Datapath& dp() { return dp_; }
+
+ protected:
+  PmdContext(Datapath& dp, unsigned index) : dp_(dp), index_(index) {}
+  Datapath& dp_;
+  unsigned index_;
+  uint64_t now_tsc_ = 0;
+};
+
+class Pmd final : public PmdContext {
+ public:
+  Pmd(Datapath& dp, unsigned index, unsigned lcore);
+  ~Pmd() override;
+  // Creates stage instances and handoff rings; false on failure.
+  bool init(const std::vector<nlohmann::json>& stage_configs, unsigned n_pmds);
+  bool launch();   // rte_eal_remote_launch on lcore
+  void request_stop() { stop_.store(true); }
+  void join();
+
+  void emit(rte_mbuf* m, uint16_t out_port) override;
+
+  // Control thread.
+  void set_poll_list(std::unique_ptr<PollList> pl);  // frees the old one after a grace period
+  const PollList& poll_list() const { return *poll_.load(std::memory_order_acquire); }
+  unsigned lcore() const { return lcore_; }
+  const PmdStats& stats() const { return stats_; }
+  void clear_stats();
+  const Stage* stage(size_t i) const { return i < stages_.size() ? stages_[i].get() : nullptr; }
+  rte_ring* handoff_ring_from(unsigned src) const { return in_rings_[src]; }
+  nlohmann::json stats_json() const;
+
+  int run();  // the loop; public for the launch trampoline
+
+ private:
+  struct TxBuf {
+    uint16_t n = 0;
+    bool dirty = false;
+    rte_mbuf* pkts[2 * kBurst];
+  };
+
+  void process_rx(uint16_t port_id, rte_mbuf** pkts, uint16_t n);
+  void run_pipeline(Batch& b);
+  void l2_forward(rte_mbuf** pkts, uint16_t n);
+  void to_port(uint16_t port_id, rte_mbuf* m);
+  void flush_tx();
+  void send_txbuf(Port& p, TxBuf& tb);
+  void drain_handoff();
+  unsigned handoff_filter(rte_mbuf** pkts, unsigned n);
+  bool ingress_vlan(Port& p, rte_mbuf* m);
+
+  unsigned lcore_;
+  unsigned n_pmds_ = 1;
+  unsigned rcu_slot_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<const PollList*> poll_;
+  std::vector<std::unique_ptr<Stage>> stages_;  // index = registry index (null if not in pipeline)
+  std::vector<rte_ring*> in_rings_;             // [src pmd] -> this pmd
+  std::vector<rte_mbuf*> emitted_;
+  std::vector<std::pair<rte_mbuf*, uint16_t>> emitted_direct_;
+  std::unique_ptr<TxBuf[]> txbufs_;
+  uint16_t dirty_[kMaxPorts];
+  uint16_t n_dirty_ = 0;
+  rte_gso_ctx gso_{};
+  uint64_t last_tick_ = 0;
+  uint64_t tick_cycles_ = 0;
+  uint32_t now_s_ = 0;
+  PmdStats stats_;
+};
+
+}  // namespace vsw

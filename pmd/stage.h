@@ -1,0 +1,85 @@
+// The stage interface of the pipeline (design.md conventions 1-4).
+//
+// A stage is a final class with one batch entry point. It writes a next step
+// for each packet; the pipeline then frees dropped packets, forgets consumed
+// ones (the stage owns them now) and hands the rest to the L2 decision.
+// A stage may build packets (ACKs, retransmissions) and emit them toward a
+// port or toward the L2 decision. Every decision increments a named counter.
+#pragma once
+#include <rte_mbuf.h>
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "vswitch/counter.h"
+#include "vswitch/port.h"
+
+namespace vsw {
+
+enum class Next : uint8_t {
+  kForward = 0,  // continue to the next stage, then L2
+  kDrop = 1,     // the pipeline frees it; the stage has counted why
+  kConsumed = 2, // the stage keeps the mbuf (buffered, queued for later)
+};
+
+inline constexpr uint16_t kBatchMax = 64;
+
+struct Batch {
+  rte_mbuf* pkts[kBatchMax];
+  Next next[kBatchMax];
+  uint16_t n = 0;
+  void reset() { n = 0; }
+  void push(rte_mbuf* m) {
+    pkts[n] = m;
+    next[n] = Next::kForward;
+    ++n;
+  }
+};
+
+class PmdContext;
+
+// Per-stage counters are declared by name in the registry; each stage
+// instance (one per PMD) owns an array of them in that order.
+class Stage {
+ public:
+  explicit Stage(size_t n_counters) : counters_(new Counter[n_counters]), n_counters_(n_counters) {}
+  virtual ~Stage() = default;
+  virtual void process(Batch& b, PmdContext& ctx) = 0;
+  // Called periodically by the owning PMD (timers: retransmissions, aging).
+  virtual void tick(PmdContext& /*ctx*/, uint64_t /*now_tsc*/) {}
+  // Control thread, for `stage show`: extra state beyond the counters.
+  virtual nlohmann::json details() const { return nlohmann::json::object(); }
+  uint64_t counter(size_t i) const { return counters_[i].get(); }
+  size_t n_counters() const { return n_counters_; }
+
+ protected:
+  Counter& ctr(size_t i) { return counters_[i]; }
+
+ private:
+  std::unique_ptr<Counter[]> counters_;
+  size_t n_counters_;
+};
+
+struct StageInit {
+  unsigned pmd_index;
+  const nlohmann::json& config;  // the stage's table from the config file (may be empty)
+};
+
+// One row of the stage registry.
+struct StageDesc {
+  const char* name;
+  const char* help;
+  std::vector<const char*> next_steps;  // documentation of what the stage may decide
+  std::vector<const char*> counters;
+  bool tcp;  // needs both directions of a flow on one PMD (flow-owner handoff)
+  std::unique_ptr<Stage> (*make)(const StageInit&);
+};
+
+// The registry: every stage the switch knows, in default pipeline order.
+const std::vector<StageDesc>& stage_registry();
+int stage_index(const std::string& name);
+
+}  // namespace vsw
