@@ -45,7 +45,8 @@ bool Pmd::init(const std::vector<nlohmann::json>& stage_configs, unsigned n_pmds
   for (unsigned src = 0; src < n_pmds; ++src) {
     if (src == index_) continue;
     char name[RTE_RING_NAMESIZE];
-    snprintf(name, sizeof(name), "vsw_ho_%u_%u", src, index_);
+    static std::atomic<unsigned> seq{0};
+    snprintf(name, sizeof(name), "vsw_ho%u_%u_%u", seq.fetch_add(1), src, index_);
     in_rings_[src] = rte_ring_create(name, dp_.cfg.handoff_ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!in_rings_[src]) {
       log()->error("pmd {}: cannot create handoff ring {}", index_, name);
@@ -120,6 +121,14 @@ void Pmd::process_rx(uint16_t port_id, rte_mbuf** pkts, uint16_t n) {
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     bytes += rte_pktmbuf_pkt_len(m);
+    if (__builtin_expect(rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN, 0)) {
+      // Not even two MACs to switch on: always dropped, whatever the policy.
+      stats_.parse_err[static_cast<size_t>(net::ParseError::kRunt)].add();
+      stats_.drop_malformed.add();
+      pc.rx_malformed.add();
+      rte_pktmbuf_free(m);
+      continue;
+    }
     net::Parsed pr = parse_mbuf(m, port_id);
     if (__builtin_expect(pr.malformed(), 0)) {
       stats_.parse_err[static_cast<size_t>(pr.err)].add();

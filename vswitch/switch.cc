@@ -35,8 +35,12 @@ bool Switch::start(std::string& err) {
   dp_ = std::make_unique<Datapath>(cfg_.fdb);
   dp_->cfg = cfg_.dp;
   // Room for TSO-sized chains: 2 KB data rooms chained by the vhost library.
-  dp_->pool = rte_pktmbuf_pool_create("vsw_mbufs", cfg_.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  dp_->indirect_pool = rte_pktmbuf_pool_create("vsw_indirect", cfg_.mbufs / 4, 256, 0, 0, SOCKET_ID_ANY);
+  static std::atomic<unsigned> instance{0};
+  const unsigned inst = instance.fetch_add(1);
+  dp_->pool = rte_pktmbuf_pool_create(fmt::format("vsw_mbufs{}", inst).c_str(), cfg_.mbufs, 256, 0,
+                                      RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  dp_->indirect_pool =
+      rte_pktmbuf_pool_create(fmt::format("vsw_indirect{}", inst).c_str(), cfg_.mbufs / 4, 256, 0, 0, SOCKET_ID_ANY);
   if (!dp_->pool || !dp_->indirect_pool) {
     err = std::string("mbuf pool: ") + rte_strerror(rte_errno);
     return false;
@@ -95,6 +99,8 @@ void Switch::shutdown() {
     owned_[id].reset();
   }
   dp_->pmds.clear();
+  rte_mempool_free(dp_->pool);
+  rte_mempool_free(dp_->indirect_pool);
   log()->info("switch stopped");
 }
 
@@ -108,15 +114,6 @@ Port* Switch::find_port(const std::string& name, uint16_t* id) const {
 }
 
 nlohmann::json Switch::add_port(const PortSpec& spec) {
-  std::lock_guard lk(mu_);
-  if (find_port(spec.name)) throw std::runtime_error("port '" + spec.name + "' exists");
-  uint16_t id = kNoPort;
-  for (uint16_t i = 0; i < kMaxPorts; ++i)
-    if (!owned_[i]) {
-      id = i;
-      break;
-    }
-  if (id == kNoPort) throw std::runtime_error("too many ports");
   std::unique_ptr<Port> p;
   if (spec.type == "vhost-user") {
     VhostPortConfig vc;
@@ -133,6 +130,19 @@ nlohmann::json Switch::add_port(const PortSpec& spec) {
     ec.txd = spec.txd;
     p = std::make_unique<EthdevPort>(spec.name, ec, dp_->pool);
   }
+  return add_port_object(std::move(p), spec);
+}
+
+nlohmann::json Switch::add_port_object(std::unique_ptr<Port> p, const PortSpec& spec) {
+  std::lock_guard lk(mu_);
+  if (find_port(spec.name)) throw std::runtime_error("port '" + spec.name + "' exists");
+  uint16_t id = kNoPort;
+  for (uint16_t i = 0; i < kMaxPorts; ++i)
+    if (!owned_[i]) {
+      id = i;
+      break;
+    }
+  if (id == kNoPort) throw std::runtime_error("too many ports");
   p->set_id(id);
   p->vlan = spec.vlan;
   if (!p->start(static_cast<unsigned>(dp_->pmds.size()))) {

@@ -27,6 +27,8 @@ class Switch {
 
   // Ports.
   nlohmann::json add_port(const PortSpec& spec);  // {"port": id} or throws
+  // Adds an already constructed port (tests use in-memory ports). spec.vlan applies.
+  nlohmann::json add_port_object(std::unique_ptr<Port> p, const PortSpec& spec);
   void del_port(const std::string& name);
   nlohmann::json show() const;
   nlohmann::json port_stats(const std::string& name) const;  // all ports if name empty
@@ -49,6 +51,7 @@ class Switch {
 
   // Called about once a second by the main thread: FDB aging and slot reclaim.
   void housekeeping();
+  Datapath& datapath() { return *dp_; }
 
   const SwitchConfig& config() const { return cfg_; }
   uint32_t now_s() const;
