@@ -14,6 +14,7 @@ std::string fmt_show(const nlohmann::json& r) {
                               r["flow_handoff"].get<bool>() ? "on" : "off");
   o += fmt::format("FDB: {} / {} entries, aging {} s\n", u(r["fdb"], "entries"), u(r["fdb"], "max_entries"),
                    u(r["fdb"], "aging_s"));
+  o += fmt::format("mbufs: {} / {} in use\n", u(r["mbufs"], "in_use"), u(r["mbufs"], "total"));
   o += fmt::format("{:<3} {:<14} {:<11} {:<6} {}\n", "id", "port", "type", "link", "details");
   for (const auto& p : r["ports"]) {
     std::string det;

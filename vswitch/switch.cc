@@ -221,6 +221,8 @@ nlohmann::json Switch::show() const {
           {"pmds", pmds},
           {"fdb", {{"entries", dp_->fdb.size()}, {"max_entries", dp_->fdb.config().max_entries},
                    {"aging_s", dp_->fdb.config().aging_s}}},
+          {"mbufs", {{"in_use", rte_mempool_in_use_count(dp_->pool)}, {"total", dp_->pool->size},
+                     {"indirect_in_use", rte_mempool_in_use_count(dp_->indirect_pool)}}},
           {"rxq_assign", rxq_assign_mode_name(assign_mode_)},
           {"idle_sleep_max_us", dp_->cfg.idle_sleep_max_us},
           {"flow_handoff", dp_->handoff_on.load()}};
