@@ -72,29 +72,30 @@ inline bool flow_key_build(const uint8_t* frame, uint16_t l3_off, uint16_t l4_of
   using namespace net;
   if ((pkt_flags & (kFlagMalformed | kFlagFragment)) || !(pkt_flags & (kFlagTcp | kFlagUdp)) || l4_off == 0)
     return false;
+  if (!(pkt_flags & (kFlagIPv4 | kFlagIPv6))) return false;
   std::memset(&k, 0, sizeof(k));
   const uint8_t* l4 = frame + l4_off;
   const uint16_t sp = static_cast<uint16_t>((l4[0] << 8) | l4[1]);
   const uint16_t dp = static_cast<uint16_t>((l4[2] << 8) | l4[3]);
-  const uint8_t *sa, *da;
-  unsigned alen;
-  if (pkt_flags & kFlagIPv4) {
-    sa = frame + l3_off + 12;
-    da = frame + l3_off + 16;
-    alen = 4;
+  if (pkt_flags & kFlagIPv4) {  // fast path: compare the addresses as host-order integers
+    uint32_t sa, da;
+    std::memcpy(&sa, frame + l3_off + 12, 4);
+    std::memcpy(&da, frame + l3_off + 16, 4);
+    const uint64_t se = (uint64_t(__builtin_bswap32(sa)) << 16) | sp;
+    const uint64_t de = (uint64_t(__builtin_bswap32(da)) << 16) | dp;
+    dir = se > de ? 1 : 0;
+    std::memcpy(k.addr[dir], &sa, 4);
+    std::memcpy(k.addr[dir ^ 1], &da, 4);
     k.family = 4;
-  } else if (pkt_flags & kFlagIPv6) {
-    sa = frame + l3_off + 8;
-    da = frame + l3_off + 24;
-    alen = 16;
-    k.family = 6;
   } else {
-    return false;
+    const uint8_t* sa = frame + l3_off + 8;
+    const uint8_t* da = frame + l3_off + 24;
+    const int c = std::memcmp(sa, da, 16);
+    dir = (c > 0 || (c == 0 && sp > dp)) ? 1 : 0;
+    std::memcpy(k.addr[dir], sa, 16);
+    std::memcpy(k.addr[dir ^ 1], da, 16);
+    k.family = 6;
   }
-  int c = std::memcmp(sa, da, alen);
-  dir = (c > 0 || (c == 0 && sp > dp)) ? 1 : 0;
-  std::memcpy(k.addr[dir], sa, alen);
-  std::memcpy(k.addr[dir ^ 1], da, alen);
   k.port[dir] = sp;
   k.port[dir ^ 1] = dp;
   k.vlan = vlan & 0xfff;

@@ -113,8 +113,10 @@ bool Pmd::ingress_vlan(Port& p, rte_mbuf* m) {
   return false;
 }
 
-void Pmd::process_rx(uint16_t port_id, rte_mbuf** pkts, uint16_t n) {
-  Port* p = dp_.port(port_id);
+void Pmd::process_rx(Port* p, rte_mbuf** pkts, uint16_t n) {
+  // p was loaded once this iteration: the table slot may be cleared meanwhile,
+  // but the object lives until our grace period ends.
+  const uint16_t port_id = p->id();
   PortCounters& pc = p->counters(index_);
   Batch b;
   uint64_t bytes = 0;
@@ -331,6 +333,7 @@ void Pmd::to_port(uint16_t port_id, rte_mbuf* m) {
   for (unsigned s = 0; s < ns; ++s) {
     if (!tb.dirty) {
       tb.dirty = true;
+      tb.port = p;  // flushes use this pointer even if the table slot is cleared meanwhile
       dirty_[n_dirty_++] = port_id;
     }
     tb.pkts[tb.n++] = segs[s];
@@ -355,9 +358,9 @@ void Pmd::flush_tx() {
     TxBuf& tb = txbufs_[dirty_[i]];
     tb.dirty = false;
     if (!tb.n) continue;
-    // Ports are removed only after a grace period, and buffers are flushed
-    // before each iteration ends, so the port is still there.
-    send_txbuf(*dp_.port(dirty_[i]), tb);
+    // Ports are freed only after a grace period, and buffers are flushed
+    // before each iteration ends, so tb.port is still alive.
+    send_txbuf(*tb.port, tb);
   }
   n_dirty_ = 0;
 }
@@ -386,7 +389,7 @@ int Pmd::run() {
       uint16_t n = p->rx_burst(r.queue, pkts, kBurst);
       if (!n) continue;
       got += n;
-      process_rx(r.port, pkts, n);
+      process_rx(p, pkts, n);
       flush_tx();
       RxqStats& rs = p->rxq_stats(r.queue);
       rs.packets.add(n);

@@ -88,10 +88,11 @@ class Pmd final : public PmdContext {
   struct TxBuf {
     uint16_t n = 0;
     bool dirty = false;
+    Port* port = nullptr;
     rte_mbuf* pkts[2 * kBurst];
   };
 
-  void process_rx(uint16_t port_id, rte_mbuf** pkts, uint16_t n);
+  void process_rx(Port* p, rte_mbuf** pkts, uint16_t n);
   void run_pipeline(Batch& b);
   void l2_forward(rte_mbuf** pkts, uint16_t n);
   void to_port(uint16_t port_id, rte_mbuf* m);
