@@ -56,6 +56,7 @@ net::Parsed parse_mbuf(rte_mbuf* m, uint16_t in_port) {
   pm.err = static_cast<uint8_t>(p.err);
   pm.payload_len = p.payload_len;
   pm.flow_hash = p.malformed() ? 0 : flow_hash_symmetric(d, p);
+  pm.notify_stage = 0;
   if (p.l3_off) {
     m->l2_len = p.l3_off;
     m->l3_len = p.l3_len;

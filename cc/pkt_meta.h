@@ -20,8 +20,15 @@ struct PktMeta {
   uint8_t err;        // net::ParseError
   uint32_t payload_len;
   uint32_t flow_hash; // symmetric over the two directions; 0 if not TCP/UDP
+  // Transmit notification: a stage that must know whether this packet really
+  // left through its egress (e.g. snoop: entered the guest ring) sets
+  // notify_stage = registry index + 1 and its own cookies; the PMD calls that
+  // stage's on_tx() after the burst. Cleared by the parser at ingress.
+  uint8_t notify_stage;
+  uint8_t pad_[3];
+  uint32_t cookie[2];
 };
-static_assert(sizeof(PktMeta) == 20);
+static_assert(sizeof(PktMeta) == 32);
 
 // Registers the dynfield; call once after rte_eal_init. Returns false on failure.
 bool pkt_meta_register();

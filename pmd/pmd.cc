@@ -73,6 +73,33 @@ void Pmd::join() {
   rte_eal_wait_lcore(lcore_);
 }
 
+bool Pmd::call(const std::function<void(Pmd&)>& fn, std::chrono::milliseconds timeout) {
+  std::lock_guard serial(call_serial_);
+  if (!running_.load()) {
+    fn(*this);
+    return true;
+  }
+  std::unique_lock lk(call_.mu);
+  call_.fn = &fn;
+  call_.done = false;
+  call_pending_.store(true, std::memory_order_release);
+  if (call_.cv.wait_for(lk, timeout, [&] { return call_.done; })) return true;
+  // Withdraw the request; the PMD checks fn under the same mutex.
+  call_.fn = nullptr;
+  call_pending_.store(false);
+  return false;
+}
+
+void Pmd::serve_call() {
+  std::lock_guard lk(call_.mu);
+  call_pending_.store(false, std::memory_order_relaxed);
+  if (!call_.fn) return;
+  (*call_.fn)(*this);
+  call_.fn = nullptr;
+  call_.done = true;
+  call_.cv.notify_all();
+}
+
 void Pmd::set_poll_list(std::unique_ptr<PollList> pl) {
   const PollList* old = poll_.exchange(pl.release(), std::memory_order_acq_rel);
   rcu().synchronize();
@@ -342,11 +369,35 @@ void Pmd::to_port(uint16_t port_id, rte_mbuf* m) {
 }
 
 void Pmd::send_txbuf(Port& p, TxBuf& tb) {
+  struct Note {
+    uint8_t stage;
+    uint32_t len;
+    uint32_t cookie[2];
+  };
+  Note notes[2 * kBurst];
+  bool notify = false;
   uint64_t bytes = 0;
-  for (uint16_t k = 0; k < tb.n; ++k) bytes += rte_pktmbuf_pkt_len(tb.pkts[k]);
+  for (uint16_t k = 0; k < tb.n; ++k) {
+    const uint32_t len = rte_pktmbuf_pkt_len(tb.pkts[k]);
+    bytes += len;
+    const PktMeta& pm = meta(tb.pkts[k]);
+    notes[k].stage = pm.notify_stage;
+    if (pm.notify_stage) {
+      notify = true;
+      notes[k].len = len;
+      notes[k].cookie[0] = pm.cookie[0];
+      notes[k].cookie[1] = pm.cookie[1];
+    }
+  }
   const uint16_t cnt = tb.n;
   tb.n = 0;
   uint16_t sent = p.tx_burst(index_, tb.pkts, cnt);  // takes ownership of all cnt mbufs
+  if (notify) {
+    // Devices take a prefix of the burst: packets [0, sent) went out.
+    for (uint16_t k = 0; k < cnt; ++k)
+      if (notes[k].stage)
+        if (Stage* s = stages_[notes[k].stage - 1u].get()) s->on_tx(*this, p.id(), notes[k].cookie, notes[k].len, k < sent);
+  }
   auto& pc = p.counters(index_);
   pc.tx_packets.add(sent);
   pc.tx_bytes.add(sent == cnt ? bytes : bytes * sent / cnt);
@@ -410,6 +461,7 @@ int Pmd::run() {
       }
       flush_tx();
     }
+    if (__builtin_expect(call_pending_.load(std::memory_order_acquire), 0)) serve_call();
     const uint64_t t1 = rte_rdtsc();
     stats_.iterations.add();
     (got ? stats_.busy_cycles : stats_.idle_cycles).add(t1 - t0);

@@ -7,7 +7,11 @@
 #include <rte_ring.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -72,6 +76,13 @@ class Pmd final : public PmdContext {
 
   void emit(rte_mbuf* m, uint16_t out_port) override;
 
+  // Control thread: runs fn on this PMD's thread between two iterations (so it
+  // may read single-writer state such as a stage's flow table) and waits for
+  // it. Runs fn inline if the PMD is not running. False on timeout (fn is
+  // then never run).
+  bool call(const std::function<void(Pmd&)>& fn, std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  Stage* stage_mut(size_t i) { return i < stages_.size() ? stages_[i].get() : nullptr; }
+
   // Control thread.
   void set_poll_list(std::unique_ptr<PollList> pl);  // frees the old one after a grace period
   const PollList& poll_list() const { return *poll_.load(std::memory_order_acquire); }
@@ -101,6 +112,18 @@ class Pmd final : public PmdContext {
   void drain_handoff();
   unsigned handoff_filter(rte_mbuf** pkts, unsigned n);
   bool ingress_vlan(Port& p, rte_mbuf* m);
+
+  void serve_call();
+
+  struct CallSlot {
+    std::mutex mu;
+    std::condition_variable cv;
+    const std::function<void(Pmd&)>* fn = nullptr;  // set by the caller under mu
+    bool done = false;
+  };
+  CallSlot call_;
+  std::atomic<bool> call_pending_{false};
+  std::mutex call_serial_;  // one caller at a time
 
   unsigned lcore_;
   unsigned n_pmds_ = 1;

@@ -50,6 +50,10 @@ class Stage {
   virtual void process(Batch& b, PmdContext& ctx) = 0;
   // Called periodically by the owning PMD (timers: retransmissions, aging).
   virtual void tick(PmdContext& /*ctx*/, uint64_t /*now_tsc*/) {}
+  // Called on the PMD after a burst toward `port` for every packet this stage
+  // marked with PktMeta::notify_stage: sent = the device (guest ring) took it.
+  virtual void on_tx(PmdContext& /*ctx*/, uint16_t /*port*/, const uint32_t /*cookie*/[2], uint32_t /*pkt_len*/,
+                     bool /*sent*/) {}
   // Control thread, for `stage show`: extra state beyond the counters.
   virtual nlohmann::json details() const { return nlohmann::json::object(); }
   uint64_t counter(size_t i) const { return counters_[i].get(); }

@@ -7,7 +7,7 @@ std::unique_ptr<Stage> make_noop_stage(const StageInit&);
 const std::vector<StageDesc>& stage_registry() {
   static const std::vector<StageDesc> reg = {
       {"noop", "forwards everything; counts packets (optionally drops IPv4 TTL 1)",
-       {"forward", "drop"}, {"seen", "tcp", "dropped_ttl1"}, false, make_noop_stage},
+       {"forward", "drop"}, {"seen", "tcp", "dropped_ttl1", "tx_confirmed", "tx_failed"}, false, make_noop_stage},
   };
   return reg;
 }

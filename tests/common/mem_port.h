@@ -35,9 +35,12 @@ class MemPort final : public Port {
     }
     return k;
   }
+  // Accept at most `limit` packets per burst (a guest ring with little room).
+  void set_accept_limit(uint16_t limit) { limit_.store(limit); }
   uint16_t tx_burst(unsigned, rte_mbuf** pkts, uint16_t n) override {
     std::lock_guard lk(mu_);
-    for (uint16_t i = 0; i < n; ++i) {
+    const uint16_t take = std::min<uint16_t>(n, limit_.load());
+    for (uint16_t i = 0; i < take; ++i) {
       TxFrame f;
       f.bytes.resize(rte_pktmbuf_pkt_len(pkts[i]));
       const void* d = rte_pktmbuf_read(pkts[i], 0, f.bytes.size(), f.bytes.data());
@@ -47,7 +50,7 @@ class MemPort final : public Port {
       tx_.push_back(std::move(f));
     }
     rte_pktmbuf_free_bulk(pkts, n);
-    return n;
+    return take;
   }
   uint64_t tx_offloads() const override { return caps_; }
   bool link_up() const override { return true; }
@@ -55,6 +58,18 @@ class MemPort final : public Port {
 
   // Test thread side.
   void inject(const std::vector<uint8_t>& frame, uint64_t ol_flags = 0, uint16_t tso_segsz = 0) {
+    rte_mbuf* m = make_mbuf(frame, ol_flags, tso_segsz);
+    std::lock_guard lk(mu_);
+    rx_.push_back(m);
+  }
+  // All frames become visible to the PMD at once (one rx burst if <= 32).
+  void inject_burst(const std::vector<std::vector<uint8_t>>& frames) {
+    std::vector<rte_mbuf*> ms;
+    for (const auto& f : frames) ms.push_back(make_mbuf(f, 0, 0));
+    std::lock_guard lk(mu_);
+    rx_.insert(rx_.end(), ms.begin(), ms.end());
+  }
+  rte_mbuf* make_mbuf(const std::vector<uint8_t>& frame, uint64_t ol_flags, uint16_t tso_segsz) {
     rte_mbuf* m = rte_pktmbuf_alloc(mp_);
     if (!m) throw std::runtime_error("mbuf alloc");
     // Large frames become chains, as the vhost library delivers them.
@@ -76,8 +91,7 @@ class MemPort final : public Port {
     }
     m->ol_flags = ol_flags;
     m->tso_segsz = tso_segsz;
-    std::lock_guard lk(mu_);
-    rx_.push_back(m);
+    return m;
   }
   std::vector<TxFrame> take() {
     std::lock_guard lk(mu_);
@@ -93,6 +107,7 @@ class MemPort final : public Port {
  private:
   rte_mempool* mp_;
   uint64_t caps_;
+  std::atomic<uint16_t> limit_{0xffff};
   std::mutex mu_;
   std::deque<rte_mbuf*> rx_;
   std::deque<TxFrame> tx_;

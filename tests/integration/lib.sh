@@ -27,6 +27,9 @@ vsw_cleanup() {
     ip netns del "$n" 2>/dev/null
   done
   for f in "${_VSW_PREFIXES[@]}"; do rm -rf /dev/hugepages/"$f"* /var/run/dpdk/"$f" 2>/dev/null; done
+  # dpdk_prefix is usually called as P=$(dpdk_prefix x), in a subshell that
+  # cannot record the prefix: remove every prefix of this run by its tag.
+  [ -z "${TAG}" ] || rm -rf /dev/hugepages/vsw"${TAG}"* /var/run/dpdk/vsw"${TAG}"* 2>/dev/null
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     for l in "$T"/*.log; do [ -f "$l" ] && { echo "---- $l (tail)"; tail -n 30 "$l"; }; done >&2
   fi

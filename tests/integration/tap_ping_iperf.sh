@@ -36,4 +36,16 @@ log "iperf3 through the switch: $((bps / 1000000)) Mbit/s"
 vsw_ctl port-stats >&2
 rx0=$(port_counter tap0 rx_packets)
 [ "$rx0" -gt 1000 ] || fail "port counters did not move"
+# The same counters through DPDK telemetry (dpdk-telemetry.py, as operators read OVS-DPDK).
+require_cmd dpdk-telemetry.py
+printf '/vswitch/port_stats,tap0\n/vswitch/pmd_stats_show\n' | timeout 10 dpdk-telemetry.py -f "$P" > "$T/telemetry.log" 2>&1 \
+  || fail "dpdk-telemetry.py failed"
+python3 - "$T/telemetry.log" "$rx0" <<'PY' || fail "telemetry disagrees with vswitchctl"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+ps = lines[0]["/vswitch/port_stats"]["tap0"]["rx_packets"]
+pmd = lines[1]["/vswitch/pmd_stats_show"]["0"]["rx_packets"]
+print(f"telemetry: tap0 rx_packets={ps}, pmd0 rx_packets={pmd}", file=sys.stderr)
+sys.exit(0 if ps >= int(sys.argv[2]) and pmd >= ps else 1)
+PY
 log "PASS"

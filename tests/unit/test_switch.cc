@@ -247,6 +247,35 @@ TEST_F(SwitchTest, StageDropsAreCountedAndStagesToggle) {
   EXPECT_THROW(sw_->stage_enable("nosuch", true), std::runtime_error);
 }
 
+// A stage learns exactly which of its packets the egress took: the device
+// takes a prefix of each burst, the rest is reported as not sent.
+TEST_F(SwitchTest, TransmitNotificationReportsAcceptedPrefix) {
+  SwitchConfig c = base_config();
+  c.stage_config["noop"] = {{"notify_tx", true}};
+  start(c);
+  MemPort* a = add("a");
+  MemPort* b = add("b");
+  b->inject(FrameBuilder(mac(1), mac(2)).udp4(1, 2, 3, 4, 1));
+  ASSERT_TRUE(wait_for([&] { return a->tx_count() == 1; }));
+  b->set_accept_limit(3);
+  // Ten frames in one rx burst reach b in one tx burst: 3 taken, 7 refused.
+  a->inject_burst(std::vector<std::vector<uint8_t>>(10, FrameBuilder(mac(2), mac(1)).udp4(1, 2, 3, 4, 10)));
+  ASSERT_TRUE(wait_for([&] { return sw_->stage_list()[0]["counters"]["tx_failed"].get<int>() == 7; }));
+  auto ctr = sw_->stage_list()[0]["counters"];
+  EXPECT_EQ(ctr["tx_confirmed"].get<int>(), 1 + 3);  // the learning frame to a, plus 3
+  EXPECT_EQ(b->tx_count(), 3u);
+}
+
+// The control thread can run code on the PMD between iterations.
+TEST_F(SwitchTest, CallRunsOnThePmdThread) {
+  start();
+  add("a");
+  std::thread::id pmd_tid;
+  ASSERT_TRUE(sw_->datapath().pmds[0]->call([&](Pmd&) { pmd_tid = std::this_thread::get_id(); }));
+  EXPECT_NE(pmd_tid, std::this_thread::get_id());
+  EXPECT_NE(pmd_tid, std::thread::id());
+}
+
 TEST_F(SwitchTest, AddAndRemovePortsUnderTraffic) {
   start();
   MemPort* a = add("a");
