@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "flowtable/fdb.h"
+#include "flowtable/tcp_flow_table.h"
 #include "vswitch/port.h"
 
 namespace vsw {
@@ -24,6 +25,7 @@ struct DatapathConfig {
   bool drop_malformed = false;     // else malformed frames are switched at L2, skipped by TCP stages
   uint32_t tick_us = 100;          // stage timer granularity
   uint32_t handoff_ring_size = 1024;
+  TcpFlowConfig flows;             // per-PMD TCP connection table (when a TCP stage is in the pipeline)
 };
 
 struct Datapath {

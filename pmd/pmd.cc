@@ -41,6 +41,12 @@ bool Pmd::init(const std::vector<nlohmann::json>& stage_configs, unsigned n_pmds
     const nlohmann::json& c = stage_configs.at(static_cast<size_t>(si));
     stages_[static_cast<size_t>(si)] = reg[static_cast<size_t>(si)].make(StageInit{index_, c});
   }
+  bool tcp = false;
+  for (int si : dp_.stage_order) tcp |= reg[static_cast<size_t>(si)].tcp;
+  if (tcp) {
+    flows_ = std::make_unique<TcpFlowTable>(dp_.cfg.flows);
+    batch_flows_ = std::make_unique<BatchFlows>();
+  }
   in_rings_.assign(n_pmds, nullptr);
   for (unsigned src = 0; src < n_pmds; ++src) {
     if (src == index_) continue;
@@ -222,7 +228,37 @@ void Pmd::drain_handoff() {
   }
 }
 
+bool Pmd::tcp_stage_on() const {
+  if (!flows_) return false;
+  const auto& reg = stage_registry();
+  for (int si : dp_.stage_order)
+    if (reg[static_cast<size_t>(si)].tcp && dp_.stage_on[static_cast<size_t>(si)].load(std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
+// One bulk lookup/update of the flow table for the batch's TCP packets; the
+// TCP stages then read b.seg(i) / b.track(i).
+void Pmd::track_flows(Batch& b) {
+  BatchFlows& f = *batch_flows_;
+  f.n = 0;
+  for (uint16_t i = 0; i < b.n; ++i) {
+    b.flow_idx[i] = -1;
+    rte_mbuf* m = b.pkts[i];
+    const PktMeta& pm = meta(m);
+    if (!(pm.flags & net::kFlagTcp) || (pm.flags & net::kFlagMalformed)) continue;
+    const uint16_t gso = (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) ? m->tso_segsz : 0;
+    if (tcp_segment_from_meta(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pm, gso, f.seg[f.n]))
+      b.flow_idx[i] = static_cast<int8_t>(f.n++);
+  }
+  flows_->track_bulk(f.seg, f.n, now_ms_, f.res);
+  b.flows = &f;
+  b.table = flows_.get();
+  b.now_ms = now_ms_;
+}
+
 void Pmd::run_pipeline(Batch& b) {
+  if (b.n && tcp_stage_on()) track_flows(b);
   for (int si : dp_.stage_order)
     if (dp_.stage_on[static_cast<size_t>(si)].load(std::memory_order_relaxed))
       stages_[static_cast<size_t>(si)]->process(b, *this);
@@ -421,6 +457,7 @@ int Pmd::run() {
   prctl(PR_SET_TIMERSLACK, 1000UL);  // 1 us: idle sleeps stay short
   running_.store(true);
   const uint64_t hz = rte_get_tsc_hz();
+  const uint64_t ms_hz = hz / 1000;
   const uint64_t max_sleep_ns = uint64_t(dp_.cfg.idle_sleep_max_us) * 1000;
   uint64_t sleep_ns = 0;
   unsigned empty_iters = 0;
@@ -431,6 +468,7 @@ int Pmd::run() {
     const uint64_t t0 = rte_rdtsc();
     now_tsc_ = t0;
     now_s_ = static_cast<uint32_t>(t0 / hz);
+    now_ms_ = static_cast<uint32_t>(t0 / ms_hz);
     const PollList* pl = poll_.load(std::memory_order_acquire);
     uint32_t got = 0;
     for (const RxqRef& r : pl->rxqs) {
@@ -452,6 +490,7 @@ int Pmd::run() {
     }
     if (t0 - last_tick_ >= tick_cycles_) {
       last_tick_ = t0;
+      if (flows_) flows_->tick(now_ms_);
       for (int si : dp_.stage_order)
         if (dp_.stage_on[static_cast<size_t>(si)].load(std::memory_order_relaxed))
           stages_[static_cast<size_t>(si)]->tick(*this, t0);

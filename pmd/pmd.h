@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cc/parse.h"
+#include "flowtable/tcp_flow_table.h"
 #include "pmd/datapath.h"
 #include "pmd/stage.h"
 
@@ -55,6 +56,10 @@ class PmdContext {
   virtual ~PmdContext() = default;
   unsigned index() const { return index_; }
   uint64_t now_tsc() const { return now_tsc_; }
+  uint32_t now_ms() const { return now_ms_; }
+  // The PMD's TCP connection table (null if no TCP stage is in the pipeline).
+  TcpFlowTable* flows() { return flows_.get(); }
+  const TcpFlowTable* flows() const { return flows_.get(); }
   Datapath& dp() { return dp_; }
 
  protected:
@@ -62,6 +67,8 @@ class PmdContext {
   Datapath& dp_;
   unsigned index_;
   uint64_t now_tsc_ = 0;
+  uint32_t now_ms_ = 0;
+  std::unique_ptr<TcpFlowTable> flows_;
 };
 
 class Pmd final : public PmdContext {
@@ -105,6 +112,8 @@ class Pmd final : public PmdContext {
 
   void process_rx(Port* p, rte_mbuf** pkts, uint16_t n);
   void run_pipeline(Batch& b);
+  bool tcp_stage_on() const;
+  void track_flows(Batch& b);
   void l2_forward(rte_mbuf** pkts, uint16_t n);
   void to_port(uint16_t port_id, rte_mbuf* m);
   void flush_tx();
@@ -139,6 +148,7 @@ class Pmd final : public PmdContext {
   uint16_t dirty_[kMaxPorts];
   uint16_t n_dirty_ = 0;
   rte_gso_ctx gso_{};
+  std::unique_ptr<BatchFlows> batch_flows_;
   uint64_t last_tick_ = 0;
   uint64_t tick_cycles_ = 0;
   uint32_t now_s_ = 0;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "cc/tcp_segment.h"
+#include "flowtable/tcp_flow_state.h"
 #include "vswitch/counter.h"
 #include "vswitch/port.h"
 
@@ -27,15 +29,34 @@ enum class Next : uint8_t {
 
 inline constexpr uint16_t kBatchMax = 64;
 
+class TcpFlowTable;
+
+// The PMD tracks the TCP packets of a batch in its flow table once, before
+// the TCP stages run, and hands every stage the same results.
+struct BatchFlows {
+  TcpSegment seg[kBatchMax];   // compact: segments of the tracked packets
+  TrackResult res[kBatchMax];  // res[k] belongs to seg[k]
+  uint16_t n = 0;
+};
+
 struct Batch {
   rte_mbuf* pkts[kBatchMax];
   Next next[kBatchMax];
+  int8_t flow_idx[kBatchMax];  // index into flows->seg/res, or -1 (not TCP / not tracked)
   uint16_t n = 0;
+  BatchFlows* flows = nullptr;  // null when no TCP stage is enabled
+  TcpFlowTable* table = nullptr;
+  uint32_t now_ms = 0;
   void reset() { n = 0; }
   void push(rte_mbuf* m) {
     pkts[n] = m;
     next[n] = Next::kForward;
     ++n;
+  }
+  // Segment and tracking result of packet i, or null.
+  const TcpSegment* seg(uint16_t i) const { return flows && flow_idx[i] >= 0 ? &flows->seg[flow_idx[i]] : nullptr; }
+  const TrackResult* track(uint16_t i) const {
+    return flows && flow_idx[i] >= 0 ? &flows->res[flow_idx[i]] : nullptr;
   }
 };
 

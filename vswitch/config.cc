@@ -78,6 +78,14 @@ SwitchConfig from_json(const nlohmann::json& root) {
   if (c.pmd_lcores.empty() || c.pmd_lcores.size() > kMaxPmds)
     throw std::runtime_error("pmd.lcores must list 1.." + std::to_string(kMaxPmds) + " lcores");
 
+  const auto& fl = section(root, "flows");
+  c.dp.flows.capacity = get_or(fl, "capacity", c.dp.flows.capacity);
+  c.dp.flows.embryonic_max = get_or(fl, "embryonic_max", c.dp.flows.embryonic_max);
+  c.dp.flows.idle_timeout_ms = get_or(fl, "idle_timeout_s", c.dp.flows.idle_timeout_ms / 1000) * 1000;
+  c.dp.flows.embryonic_timeout_ms = get_or(fl, "embryonic_timeout_s", c.dp.flows.embryonic_timeout_ms / 1000) * 1000;
+  c.dp.flows.create_midstream = get_or(fl, "create_midstream", c.dp.flows.create_midstream);
+  if (c.dp.flows.capacity < 16) throw std::runtime_error("flows.capacity must be at least 16");
+
   const auto& f = section(root, "fdb");
   c.fdb.max_entries = get_or(f, "max_entries", c.fdb.max_entries);
   c.fdb.aging_s = get_or(f, "aging_s", c.fdb.aging_s);

@@ -23,55 +23,98 @@ std::string scalar_string(const nlohmann::json& v) {
   return clip(v.is_string() ? v.get<std::string>() : v.dump());
 }
 
-void add_dict_value(rte_tel_data* d, const std::string& key, const nlohmann::json& v, bool nested) {
-  const std::string k = clip(key);
-  if (v.is_number_unsigned()) {
-    rte_tel_data_add_dict_u64(d, k.c_str(), v.get<uint64_t>());
-  } else if (v.is_number_integer()) {
-    rte_tel_data_add_dict_int(d, k.c_str(), static_cast<int>(v.get<int64_t>()));
-  } else if (v.is_boolean()) {
-    rte_tel_data_add_dict_u64(d, k.c_str(), v.get<bool>() ? 1 : 0);
-  } else if ((v.is_object() || v.is_array()) && !nested) {
-    rte_tel_data* c = rte_tel_data_alloc();
-    if (!c) return;
-    json_to_tel(v, c);
-    if (rte_tel_data_add_dict_container(d, k.c_str(), c, 0) != 0) rte_tel_data_free(c);
-  } else {
-    rte_tel_data_add_dict_string(d, k.c_str(), scalar_string(v).c_str());
+bool is_scalar(const nlohmann::json& v) { return !v.is_object() && !v.is_array(); }
+bool scalar_array(const nlohmann::json& v) {
+  if (!v.is_array()) return false;
+  for (const auto& e : v)
+    if (!is_scalar(e)) return false;
+  return true;
+}
+
+std::string elem_key(const nlohmann::json& e, size_t i) {
+  for (const char* k : {"name", "pmd", "id"})
+    if (e.contains(k) && is_scalar(e[k])) return e[k].is_string() ? e[k].get<std::string>() : e[k].dump();
+  return std::to_string(i);
+}
+
+// Telemetry in DPDK 22.11 allows one level of containers, and a container
+// holds scalars only. So the result is flattened: scalar leaves of each
+// object become one container named by the object's path ("ports/vm1").
+void flatten(const nlohmann::json& j, const std::string& path, nlohmann::json& out) {
+  if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) {
+      std::string k = path.empty() ? elem_key(j[i], i) : path + "/" + elem_key(j[i], i);
+      if (j[i].is_object()) flatten(j[i], k, out);
+      else out[k] = j[i];
+    }
+    return;
+  }
+  nlohmann::json leaves = nlohmann::json::object();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string k = path.empty() ? it.key() : path + "/" + it.key();
+    if (is_scalar(it.value()) || scalar_array(it.value())) leaves[it.key()] = it.value();
+    else flatten(it.value(), k, out);
+  }
+  if (path.empty()) {
+    for (auto it = leaves.begin(); it != leaves.end(); ++it) out[it.key()] = it.value();
+  } else if (!leaves.empty()) {
+    out[path] = leaves;
   }
 }
 
-void fill(const nlohmann::json& j, rte_tel_data* d, bool nested) {
-  if (j.is_object()) {
-    rte_tel_data_start_dict(d);
-    for (auto it = j.begin(); it != j.end(); ++it) add_dict_value(d, it.key(), it.value(), nested);
+void add_scalar(rte_tel_data* d, const std::string& key, const nlohmann::json& v) {
+  const std::string k = clip(key);
+  if (v.is_number_unsigned()) rte_tel_data_add_dict_u64(d, k.c_str(), v.get<uint64_t>());
+  else if (v.is_number_integer()) rte_tel_data_add_dict_int(d, k.c_str(), static_cast<int>(v.get<int64_t>()));
+  else if (v.is_boolean()) rte_tel_data_add_dict_u64(d, k.c_str(), v.get<bool>() ? 1 : 0);
+  else rte_tel_data_add_dict_string(d, k.c_str(), scalar_string(v).c_str());
+}
+
+rte_tel_data* array_container(const nlohmann::json& a) {
+  rte_tel_data* c = rte_tel_data_alloc();
+  if (!c) return nullptr;
+  bool all_u64 = true;
+  for (const auto& v : a) all_u64 &= v.is_number_unsigned();
+  rte_tel_data_start_array(c, all_u64 ? RTE_TEL_U64_VAL : RTE_TEL_STRING_VAL);
+  for (const auto& v : a) {
+    if (all_u64) rte_tel_data_add_array_u64(c, v.get<uint64_t>());
+    else rte_tel_data_add_array_string(c, scalar_string(v).c_str());
+  }
+  return c;
+}
+
+}  // namespace
+
+void json_to_tel(const nlohmann::json& j, rte_tel_data* d) {
+  if (is_scalar(j)) {
+    rte_tel_data_string(d, scalar_string(j).c_str());
     return;
   }
-  if (j.is_array()) {
-    bool all_u64 = true, all_scalar = true;
-    for (const auto& v : j) {
-      all_u64 &= v.is_number_unsigned();
-      all_scalar &= !(v.is_object() || v.is_array());
+  nlohmann::json flat = nlohmann::json::object();
+  flatten(j, "", flat);
+  rte_tel_data_start_dict(d);
+  for (auto it = flat.begin(); it != flat.end(); ++it) {
+    const auto& v = it.value();
+    if (is_scalar(v)) {
+      add_scalar(d, it.key(), v);
+      continue;
     }
-    if (all_u64) {
-      rte_tel_data_start_array(d, RTE_TEL_U64_VAL);
-      for (const auto& v : j) rte_tel_data_add_array_u64(d, v.get<uint64_t>());
-    } else if (all_scalar || nested) {
-      rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
-      for (const auto& v : j) rte_tel_data_add_array_string(d, scalar_string(v).c_str());
-    } else {
-      rte_tel_data_start_array(d, RTE_TEL_CONTAINER);
-      for (const auto& v : j) {
-        rte_tel_data* c = rte_tel_data_alloc();
-        if (!c) return;
-        fill(v, c, true);
-        if (rte_tel_data_add_array_container(d, c, 0) != 0) rte_tel_data_free(c);
+    // A container: scalar leaves of one object (as a dict), or a scalar array.
+    rte_tel_data* c = nullptr;
+    if (v.is_array()) {
+      c = array_container(v);
+    } else if ((c = rte_tel_data_alloc())) {
+      rte_tel_data_start_dict(c);
+      for (auto f = v.begin(); f != v.end(); ++f) {
+        if (is_scalar(f.value())) add_scalar(c, f.key(), f.value());
+        else rte_tel_data_add_dict_string(c, clip(f.key()).c_str(), clip(f.value().dump()).c_str());
       }
     }
-    return;
+    if (c && rte_tel_data_add_dict_container(d, clip(it.key()).c_str(), c, 0) != 0) rte_tel_data_free(c);
   }
-  rte_tel_data_string(d, scalar_string(j).c_str());
 }
+
+namespace {
 
 int handler(const char* cmd, const char* params, rte_tel_data* d) {
   Switch* sw = g_switch.load();
@@ -92,8 +135,6 @@ int handler(const char* cmd, const char* params, rte_tel_data* d) {
 }
 
 }  // namespace
-
-void json_to_tel(const nlohmann::json& j, rte_tel_data* d) { fill(j, d, false); }
 
 void telemetry_register(Switch& sw) {
   g_switch.store(&sw);
