@@ -3,6 +3,7 @@
 #include <rte_cycles.h>
 #include <rte_ether.h>
 #include <rte_launch.h>
+#include <rte_prefetch.h>
 #include <rte_lcore.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -13,6 +14,10 @@
 #include "vswitch/log.h"
 
 namespace vsw {
+
+namespace {
+constexpr uint64_t kOffloadRequestMask = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM;
+}  // namespace
 
 Datapath::Datapath(const FdbConfig& fc) : fdb(fc) {
   for (auto& p : ports) p.store(nullptr);
@@ -153,8 +158,10 @@ void Pmd::process_rx(Port* p, rte_mbuf** pkts, uint16_t n) {
   PortCounters& pc = p->counters(index_);
   Batch b;
   uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
+    if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void*));
     bytes += rte_pktmbuf_pkt_len(m);
     if (__builtin_expect(rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN, 0)) {
       // Not even two MACs to switch on: always dropped, whatever the policy.
@@ -296,12 +303,19 @@ void Pmd::l2_forward(rte_mbuf** pkts, uint16_t n) {
     keys[i] = Fdb::make_key(eh->dst_addr.addr_bytes, meta(pkts[i]).vlan);
   }
   dp_.fdb.lookup_bulk(keys, n, dst);
+  uint64_t last_src_key = 0;
+  uint16_t last_src_port = kNoPort;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     const PktMeta& pm = meta(m);
     const auto* eh = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-    if (!(eh->src_addr.addr_bytes[0] & 1) && pm.in_port != kNoPort) {
-      switch (dp_.fdb.learn(Fdb::make_key(eh->src_addr.addr_bytes, pm.vlan), pm.in_port, now_s_)) {
+    const uint64_t src_key = Fdb::make_key(eh->src_addr.addr_bytes, pm.vlan);
+    // Bursts mostly come from one sender: learn each (source, port) once per batch.
+    if (!(eh->src_addr.addr_bytes[0] & 1) && pm.in_port != kNoPort &&
+        (src_key != last_src_key || pm.in_port != last_src_port)) {
+      last_src_key = src_key;
+      last_src_port = pm.in_port;
+      switch (dp_.fdb.learn(src_key, pm.in_port, now_s_)) {
         case LearnResult::kLearned: stats_.fdb_learned.add(); break;
         case LearnResult::kMoved: stats_.fdb_moved.add(); break;
         case LearnResult::kFull: stats_.fdb_full.add(); break;
@@ -392,7 +406,13 @@ void Pmd::to_port(uint16_t port_id, rte_mbuf* m) {
   }
   TxBuf& tb = txbufs_[port_id];
   rte_mbuf* segs[kBatchMax];
-  unsigned ns = fixup_for_egress(m, p->tx_offloads(), gso_, segs, kBatchMax, p->counters(index_));
+  unsigned ns;
+  if (__builtin_expect(!(m->ol_flags & kOffloadRequestMask), 1)) {
+    segs[0] = m;  // nothing to complete: the common case skips the fix-up call
+    ns = 1;
+  } else {
+    ns = fixup_for_egress(m, p->tx_offloads(), gso_, segs, kBatchMax, p->counters(index_));
+  }
   for (unsigned s = 0; s < ns; ++s) {
     if (!tb.dirty) {
       tb.dirty = true;

@@ -92,7 +92,8 @@ SwitchConfig from_json(const nlohmann::json& root) {
 
   const auto& s = section(root, "stages");
   c.stage_order = get_or(s, "order", c.stage_order);
-  c.stages_enabled = get_or(s, "enabled", c.stage_order);
+  // Stages in the pipeline start disabled unless listed in `enabled`.
+  c.stages_enabled = get_or(s, "enabled", std::vector<std::string>{});
   for (const auto& name : c.stage_order) {
     if (stage_index(name) < 0) throw std::runtime_error("unknown stage '" + name + "' in stages.order");
     c.stage_config[name] = s.contains(name) ? s.at(name) : nlohmann::json::object();
