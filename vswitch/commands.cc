@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "cc/stages/snoop_ctl.h"
 #include "vswitch/log.h"
 #include "vswitch/switch.h"
 
@@ -76,6 +77,19 @@ const std::vector<Command>& commands() {
          s.stage_enable(arg(a, 0, "NAME"), false);
          return nlohmann::json{{"disabled", arg(a, 0)}};
        }},
+      {"tcp-flows", "tcp-flows [sort=bytes|rtt|retrans|age] [top=N] [offset=N] [port=NAME] [addr=IP] | tcp-flows PAGE",
+       "TCP connections seen by the monitor stage: RTT, flight, retransmissions, limited-by (PAGE: 8 compact rows, "
+       "as /vswitch/tcp_flows,PAGE in telemetry)",
+       true, true, [](Switch& s, const nlohmann::json& a) { return s.tcp_flows(a); }},
+      {"tcp-flow", "tcp-flow PMD:SLOT[:GEN]", "one monitored TCP connection in detail (id from tcp-flows)", true, true,
+       [](Switch& s, const nlohmann::json& a) { return s.tcp_flow(a); }},
+      {"snoop-show", "snoop-show [max=N]", "snoop: per-port state and connections (mode, NEXT_SEQ, VM_SEQ, window)",
+       true, true, snoop_ctl_show},
+      {"snoop-port", "snoop-port NAME on|off [buf_bytes=N]",
+       "snoop: per-port early ACK; off stops them for all its connections before returning (migration)", true, false,
+       snoop_ctl_port},
+      {"snoop-conn", "snoop-conn ADDR PORT ADDR PORT on|off [vlan=N]", "snoop: per-connection early ACK", true, false,
+       snoop_ctl_conn},
       {"log-level", "log-level trace|debug|info|warn|error", "change the log level", true, false,
        [](Switch&, const nlohmann::json& a) {
          log()->set_level(spdlog::level::from_str(arg(a, 0, "LEVEL")));

@@ -107,6 +107,76 @@ std::string fmt_help(const nlohmann::json& r) {
   return o;
 }
 
+// tcp-flows / tcp-flow (monitor stage): one line per direction that carried data.
+std::string fmt_size(uint64_t b) {
+  if (b >= 10'000'000'000ull) return fmt::format("{}G", b / 1'000'000'000);
+  if (b >= 10'000'000) return fmt::format("{}M", b / 1'000'000);
+  if (b >= 10'000) return fmt::format("{}K", b / 1'000);
+  return fmt::format("{}", b);
+}
+
+std::string fmt_flow_dir(const std::string& id, const nlohmann::json& f, const nlohmann::json& d) {
+  return fmt::format("{:<9} {:<44} {:<11} {:>6} {:>8} {:>6} {:>6} {:>6} {:>5}/{:<4} {:>3} {:<10} {:<16} {:>5.1f}\n", id,
+                     d["src"].get<std::string>() + " > " + d["dst"].get<std::string>(), f["state"].get<std::string>(),
+                     fmt_size(u(d, "bytes")), u(d, "rtt_us"), fmt_size(u(d, "flight")), fmt_size(u(d, "cwnd_lb")),
+                     fmt_size(u(d, "rwnd")), u(d, "retrans"), u(d, "spurious_retrans"), u(d, "timeouts"),
+                     d["phase"].get<std::string>().substr(0, 10), d["limited_by"].get<std::string>(),
+                     100.0 * d.value("guest_share", 0.0));
+}
+
+std::string fmt_tcp_flows(const nlohmann::json& r) {
+  if (r.contains("page")) return r.dump(2) + "\n";  // telemetry-style page: keep JSON
+  std::string o = fmt::format("{} of {} connection(s) match, sorted by {}{}\n", u(r, "matched"), u(r, "connections"),
+                              r.value("sort", "bytes"), r.value("incomplete", false) ? " (INCOMPLETE: a PMD did not answer)" : "");
+  o += fmt::format("{:<9} {:<44} {:<11} {:>6} {:>8} {:>6} {:>6} {:>6} {:>10} {:>3} {:<10} {:<16} {:>5}\n", "ID",
+                   "SRC > DST", "STATE", "BYTES", "RTT(us)", "FLIGHT", "CWND>=", "RWND", "RETX/SPUR", "RTO", "PHASE",
+                   "LIMITED-BY", "GUEST%");
+  for (const auto& f : r["flows"])
+    for (const auto& d : f["dirs"]) o += fmt_flow_dir(f["id"].get<std::string>(), f, d);
+  return o;
+}
+
+std::string fmt_tcp_flow(const nlohmann::json& f) {
+  std::string o = fmt::format("connection {} (gen {}): {}{}, age {} ms, idle {} ms\n", f["id"].get<std::string>(),
+                              u(f, "gen"), f["state"].get<std::string>(), f.value("midstream", false) ? " (mid-stream)" : "",
+                              u(f, "age_ms"), u(f, "idle_ms"));
+  for (size_t e = 0; e < f["endpoints"].size(); ++e) {
+    const auto& ep = f["endpoints"][e];
+    const auto& sd = f["sides"][e];
+    o += fmt::format("  endpoint {}: {}:{} via {} ({}){}  side RTT srtt {} us var {} min {} max {} ({} samples)", e,
+                     ep["addr"].get<std::string>(), u(ep, "port"), ep.value("switch_port", std::string("?")),
+                     ep["role"].get<std::string>(), ep.value("initiator", false) ? " initiator" : "", u(sd, "srtt_us"),
+                     u(sd, "rttvar_us"), u(sd, "min_us"), u(sd, "max_us"), u(sd, "samples"));
+    if (sd.contains("guest_delay_avg_us"))
+      o += fmt::format("  guest delay avg {} us max {} us", u(sd, "guest_delay_avg_us"), u(sd, "guest_delay_max_us"));
+    o += "\n";
+  }
+  for (const auto& d : f["dirs"]) {
+    o += fmt::format("  {} > {}: {} bytes {} segs\n", d["src"].get<std::string>(), d["dst"].get<std::string>(),
+                     u(d, "bytes"), u(d, "segs"));
+    o += fmt::format("    rtt {} us (receiver side {} + sender side {}), var {} us\n", u(d, "rtt_us"),
+                     u(d, "rtt_receiver_side_us"), u(d, "rtt_sender_side_us"), u(d, "rttvar_us"));
+    o += fmt::format("    flight {} cwnd>= {} (max {}) rwnd {} mss {} ssthresh~ {} delivery {} kbit/s\n", u(d, "flight"),
+                     u(d, "cwnd_lb"), u(d, "max_flight"), u(d, "rwnd"), u(d, "mss"), u(d, "ssthresh_est"),
+                     u(d, "delivery_kbps"));
+    o += fmt::format("    retrans {} (spurious {}), fast-retransmit episodes {}, timeouts {}, dupacks {}, ece {}, "
+                     "gaps {} (filled {}), karn-skipped {}\n",
+                     u(d, "retrans"), u(d, "spurious_retrans"), u(d, "fast_retx"), u(d, "timeouts"), u(d, "dupacks"),
+                     u(d, "ece"), u(d, "gaps"), u(d, "hole_fills"), u(d, "karn_skipped"));
+    const auto& lm = d["limited_ms"];
+    o += fmt::format("    phase {}, limited by {} (now {}): sender {} ms, receiver window {} ms, network {} ms, guest "
+                     "scheduling {} ms\n",
+                     d["phase"].get<std::string>(), d["limited_by"].get<std::string>(),
+                     d["limited_now"].get<std::string>(), u(lm, "sender"), u(lm, "receiver_window"), u(lm, "network"),
+                     u(lm, "guest_scheduling"));
+    o += fmt::format("    guest delay {} us = {:.1f} % of the RTT; guest-scheduling time {:.1f} %; sent to a stalled "
+                     "guest {}\n",
+                     u(d, "guest_delay_us"), 100.0 * d.value("guest_share", 0.0), 100.0 * d.value("guest_time_share", 0.0),
+                     u(d, "guest_off_at_send"));
+  }
+  return o;
+}
+
 }  // namespace
 
 std::string format_result(const std::string& cmd, const nlohmann::json& r) {
@@ -118,6 +188,8 @@ std::string format_result(const std::string& cmd, const nlohmann::json& r) {
     if (cmd == "fdb-show") return fmt_fdb(r);
     if (cmd == "stage-list") return fmt_stages(r);
     if (cmd == "help") return fmt_help(r);
+    if (cmd == "tcp-flows") return fmt_tcp_flows(r);
+    if (cmd == "tcp-flow") return fmt_tcp_flow(r);
   } catch (const std::exception&) {
     // fall through to JSON for anything unexpected
   }

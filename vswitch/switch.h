@@ -49,6 +49,10 @@ class Switch {
   nlohmann::json stage_list() const;
   void stage_enable(const std::string& name, bool on);
 
+  // TCP connections seen by the monitor stage (vswitch/tcp_flows_ctl.cc).
+  nlohmann::json tcp_flows(const nlohmann::json& args);
+  nlohmann::json tcp_flow(const nlohmann::json& args);
+
   // Called about once a second by the main thread: FDB aging and slot reclaim.
   void housekeeping();
   Datapath& datapath() { return *dp_; }

@@ -91,6 +91,16 @@ TEST(Config, PortSpecFromCliWords) {
   EXPECT_EQ(r.queues, 4);
 }
 
+// The shipped example configs stay valid.
+TEST(Config, ExamplesParse) {
+  for (const char* f : {"two-guests-uplink.toml", "uml-guest.toml"}) {
+    SwitchConfig c = load_config_file(std::string(VSW_SOURCE_ROOT "/vswitch/examples/") + f);
+    EXPECT_FALSE(c.ports.empty()) << f;
+  }
+  SwitchConfig c = load_config_file(VSW_SOURCE_ROOT "/vswitch/examples/uml-guest.toml");
+  EXPECT_EQ(c.ports[0].disable_features, 0x400ee7f8bULL);
+}
+
 TEST(RxqAssign, RoundRobin) {
   std::vector<RxqLoad> l;
   for (uint16_t i = 0; i < 5; ++i) l.push_back({{i, 0}, 0, -1});

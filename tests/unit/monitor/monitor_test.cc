@@ -1,0 +1,551 @@
+// Monitor stage inference on crafted packet sequences.
+//
+// Inference tests drive mon_packet() directly: frames from the common
+// FrameBuilder, parsed like the PMD does, tracked by a real TcpFlowTable, with
+// an explicit microsecond clock. The last tests run the stage inside the real
+// switch (in-memory ports, PMD thread) and read it back through tcp-flows /
+// tcp-flow and the export file.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "cc/parse.h"
+#include "cc/stages/monitor_stage.h"
+#include "flowtable/tcp_flow_table.h"
+#include "tests/common/eal_env.h"
+#include "tests/common/mem_port.h"
+#include "tests/common/pkt_builder.h"
+#include "vswitch/commands.h"
+#include "vswitch/switch.h"
+
+using namespace vsw;
+using namespace vsw::mon;
+using namespace vsw::test;
+namespace tf = vsw::net::tcpflag;
+
+namespace {
+
+constexpr uint32_t kC = 0x0a000001, kS = 0x0a000002;  // client, server
+constexpr uint16_t kCp = 40000, kSp = 5201;
+constexpr uint16_t kPortC = 0, kPortS = 1;  // switch ports the client / server sit behind
+constexpr uint32_t kMss = 1000;
+
+struct FakeEnv {
+  std::map<uint16_t, uint8_t> roles;
+  bool off = false;
+  uint8_t role(uint16_t port) { return roles.count(port) ? roles[port] : kRoleUplink; }
+  bool guest_off(uint16_t) { return off; }
+};
+
+std::vector<uint8_t> ts_opt(uint32_t val, uint32_t ecr) {
+  return {1, 1, 8, 10, uint8_t(val >> 24), uint8_t(val >> 16), uint8_t(val >> 8), uint8_t(val),
+          uint8_t(ecr >> 24), uint8_t(ecr >> 16), uint8_t(ecr >> 8), uint8_t(ecr)};
+}
+
+class Mon : public ::testing::Test {
+ protected:
+  Mon() : table_(cfg()), hot_(table_.capacity()), cold_(table_.capacity()) {}
+  static TcpFlowConfig cfg() {
+    TcpFlowConfig c;
+    c.capacity = 64;
+    c.prefault = false;
+    return c;
+  }
+  // One packet from the client (c2s) or the server; returns the inference output.
+  MonOut pkt(bool c2s, uint8_t flags, uint32_t seq, uint32_t ack, uint32_t payload = 0, uint16_t win = 65535,
+             std::vector<uint8_t> opts = {}) {
+    TcpSpec t;
+    t.src_ip = c2s ? kC : kS;
+    t.dst_ip = c2s ? kS : kC;
+    t.sport = c2s ? kCp : kSp;
+    t.dport = c2s ? kSp : kCp;
+    t.seq = seq;
+    t.ack = ack;
+    t.flags = flags;
+    t.window = win;
+    t.payload = payload;
+    t.options = std::move(opts);
+    const auto f = FrameBuilder(mac(2), mac(1)).tcp4(t);
+    const net::Parsed pr = parse_frame(f.data(), uint32_t(f.size()), uint32_t(f.size()));
+    TcpSegment s;
+    EXPECT_TRUE(tcp_segment_build(f.data(), uint32_t(f.size()), pr.l3_off, pr.l4_off, pr.l4_len, pr.flags, 0,
+                                  pr.payload_len, 0, s));
+    last_ = table_.track(s, now_ / 1000);
+    EXPECT_TRUE(last_.tracked());
+    return mon_packet(hot_[last_.slot], cold_[last_.slot], s, last_, table_.conn(last_.slot), now_,
+                      c2s ? kPortC : kPortS, env_, p_);
+  }
+  // Three-way handshake with MSS kMss (client ISN 1000, server ISN 5000), 100 us per leg.
+  void handshake(std::vector<uint8_t> extra = {}) {
+    std::vector<uint8_t> o = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+    o.insert(o.end(), extra.begin(), extra.end());
+    pkt(true, tf::kSyn, 1000, 0, 0, 65535, o);
+    now_ += 100;
+    pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o);
+    now_ += 100;
+    pkt(true, tf::kAck, 1001, 5001);
+  }
+  // Client -> server data direction: endpoint index of the client in the key.
+  uint8_t cdir() const { return table_.conn(last_.slot).key.port[0] == kCp ? 0 : 1; }
+  const MonDir& cd() { return hot_[last_.slot].d[cdir()]; }
+  const MonDirCold& cc() { return cold_[last_.slot].d[cdir()]; }
+  const MonSide& server_side() { return cold_[last_.slot].side[cdir() ^ 1]; }
+  const MonSide& client_side() { return cold_[last_.slot].side[cdir()]; }
+  uint32_t lim_us(uint8_t l) {
+    const MonDirCold& d = cc();
+    uint64_t t = uint64_t(d.lim_ms[l]) * 1000 + d.lim_frac_us[l];
+    if (cd().lim == l) t += now_ - cd().lim_since;
+    return uint32_t(t);
+  }
+
+  TcpFlowTable table_;
+  std::vector<MonConn> hot_;
+  std::vector<MonCold> cold_;
+  FakeEnv env_;
+  MonParams p_;
+  uint32_t now_ = 1'000'000;
+  TrackResult last_{};
+};
+
+TEST_F(Mon, HandshakeGivesBothSideRtts) {
+  handshake();
+  EXPECT_EQ(server_side().n, 1u);  // SYN -> SYN-ACK
+  EXPECT_EQ(server_side().srtt, 100u);
+  EXPECT_EQ(client_side().n, 1u);  // SYN-ACK -> ACK
+  EXPECT_EQ(client_side().srtt, 100u);
+  EXPECT_EQ(cd().phase, kSlowStart);
+  EXPECT_FALSE(cold_[last_.slot].midstream);
+}
+
+TEST_F(Mon, KarnSamplesDataToAck) {
+  handshake();
+  now_ += 1000;
+  pkt(true, tf::kAck, 1001, 5001, kMss);  // timed
+  now_ += 50;
+  pkt(true, tf::kAck, 2001, 5001, kMss);  // not timed: one sample in flight
+  now_ += 400;
+  const MonOut o = pkt(false, tf::kAck, 5001, 2001);  // acks the timed one, 450 us later
+  EXPECT_TRUE(o.rtt_sample);
+  EXPECT_EQ(server_side().n, 2u);
+  EXPECT_EQ(server_side().max, 450u);
+  // RFC 6298 smoothing from the handshake sample (100): 100 + (450 - 100) / 8.
+  EXPECT_NEAR(server_side().srtt, 100 - 100 / 8 + 450 / 8, 1);
+  EXPECT_EQ(cd().flags & dflag::kLastAck, dflag::kLastAck);
+}
+
+TEST_F(Mon, KarnDiscardsRetransmittedTimedSegment) {
+  handshake();
+  now_ += 1000;
+  pkt(true, tf::kAck, 1001, 5001, kMss);  // timed
+  now_ += 300'000;
+  const MonOut r = pkt(true, tf::kAck, 1001, 5001, kMss);  // retransmitted: ambiguous
+  EXPECT_TRUE(r.karn_skip);
+  EXPECT_TRUE(r.retrans);
+  now_ += 200;
+  const MonOut a = pkt(false, tf::kAck, 5001, 2001);
+  EXPECT_FALSE(a.rtt_sample);  // no sample from the ambiguous ACK
+  EXPECT_EQ(server_side().n, 1u);
+  // The next new segment is timed again.
+  now_ += 10;
+  pkt(true, tf::kAck, 2001, 5001, kMss);
+  now_ += 300;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 3001).rtt_sample);
+  EXPECT_EQ(server_side().max, 300u);
+  EXPECT_EQ(cc().karn_skipped, 1u);
+}
+
+TEST_F(Mon, RetransmissionVersusSpurious) {
+  handshake();
+  for (uint32_t i = 0; i < 4; ++i) {
+    now_ += 10;
+    pkt(true, tf::kAck, 1001 + i * kMss, 5001, kMss);
+  }
+  now_ += 500;
+  pkt(false, tf::kAck, 5001, 1001 + 2 * kMss);  // first two acked at the switch
+  now_ += 20;
+  // Segment 3 again: its ACK has not passed -> a retransmission.
+  MonOut o = pkt(true, tf::kAck, 1001 + 2 * kMss, 5001, kMss);
+  EXPECT_TRUE(o.retrans);
+  EXPECT_FALSE(o.spurious);
+  // Segment 1 again: its ACK already went toward the sender -> spurious (pseudo-congestion).
+  o = pkt(true, tf::kAck, 1001, 5001, kMss);
+  EXPECT_TRUE(o.retrans);
+  EXPECT_TRUE(o.spurious);
+  EXPECT_EQ(cc().retrans, 2u);
+  EXPECT_EQ(cc().spurious, 1u);
+}
+
+TEST_F(Mon, TsoRetransmissionCountsSegments) {
+  handshake();
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, 3 * kMss);  // one 3-segment super-packet
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, 3 * kMss);  // resent whole
+  EXPECT_EQ(cc().retrans, 3u);
+}
+
+TEST_F(Mon, DupAcksOpenFastRetransmitRecovery) {
+  handshake();
+  for (uint32_t i = 0; i < 6; ++i) {
+    now_ += 10;
+    pkt(true, tf::kAck, 1001 + i * kMss, 5001, kMss);
+  }
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 1001 + kMss);  // segment 2 lost downstream
+  for (int k = 0; k < 3; ++k) {
+    now_ += 10;
+    const MonOut o = pkt(false, tf::kAck, 5001, 1001 + kMss);
+    EXPECT_TRUE(o.dupack);
+    EXPECT_EQ(bool(o.fast_retx), k == 2);
+  }
+  EXPECT_EQ(cd().phase, kRecovery);
+  now_ += 50;
+  const MonOut r = pkt(true, tf::kAck, 1001 + kMss, 5001, kMss);
+  EXPECT_TRUE(r.retrans);
+  EXPECT_FALSE(r.fast_retx);  // same episode
+  EXPECT_FALSE(r.timeout);
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 1001 + 6 * kMss);  // recovery point reached
+  EXPECT_EQ(cd().phase, kCongAvoid);
+  EXPECT_EQ(cc().fast_retx, 1u);
+  EXPECT_EQ(cc().dupacks, 3u);
+  EXPECT_EQ(cc().retrans, 1u);
+  EXPECT_EQ(cc().timeouts, 0u);
+}
+
+TEST_F(Mon, SackStyleRetransmitAfterOneDupAck) {
+  handshake();
+  for (uint32_t i = 0; i < 4; ++i) {
+    now_ += 10;
+    pkt(true, tf::kAck, 1001 + i * kMss, 5001, kMss);
+  }
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 1001);
+  now_ += 10;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001).dupack);
+  now_ += 30;
+  const MonOut r = pkt(true, tf::kAck, 1001, 5001, kMss);
+  EXPECT_TRUE(r.fast_retx);
+  EXPECT_EQ(cd().phase, kRecovery);
+}
+
+TEST_F(Mon, SilenceThenHeadRetransmissionIsATimeout) {
+  p_.rto_min_ms = 50;
+  handshake();
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss);
+  now_ += 10;
+  pkt(true, tf::kAck, 2001, 5001, kMss);
+  now_ += 60'000;  // > 0.9 x 50 ms, no ACK, no dupack
+  MonOut o = pkt(true, tf::kAck, 1001, 5001, kMss);
+  EXPECT_TRUE(o.timeout);
+  EXPECT_EQ(cd().phase, kLoss);
+  // Backed-off second RTO: another timeout.
+  now_ += 120'000;
+  o = pkt(true, tf::kAck, 1001, 5001, kMss);
+  EXPECT_TRUE(o.timeout);
+  EXPECT_EQ(cc().timeouts, 2u);
+  // A quick retransmission without silence is not a timeout.
+  now_ += 100;
+  pkt(false, tf::kAck, 5001, 2001);
+  now_ += 10;
+  o = pkt(true, tf::kAck, 2001, 5001, kMss);
+  EXPECT_FALSE(o.timeout);
+  now_ += 100;
+  pkt(false, tf::kAck, 5001, 3001);  // past the recovery point: slow start again
+  EXPECT_EQ(cd().phase, kSlowStart);
+}
+
+TEST_F(Mon, TailProbeIsNotATimeout) {
+  p_.rto_min_ms = 200;
+  handshake();
+  for (uint32_t i = 0; i < 3; ++i) {
+    now_ += 10;
+    pkt(true, tf::kAck, 1001 + i * kMss, 5001, kMss);
+  }
+  now_ += 20'000;  // a tail-loss probe fires long before the RTO
+  const MonOut o = pkt(true, tf::kAck, 1001 + 2 * kMss, 5001, kMss);
+  EXPECT_TRUE(o.retrans);
+  EXPECT_FALSE(o.timeout);
+  EXPECT_FALSE(o.fast_retx);
+}
+
+TEST_F(Mon, HoleFillIsNotARetransmission) {
+  handshake();
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss);
+  now_ += 10;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001 + 2 * kMss, 5001, kMss).gap);  // segment 2 lost before the switch
+  now_ += 10;
+  const MonOut f = pkt(true, tf::kAck, 1001 + kMss, 5001, kMss);
+  EXPECT_TRUE(f.hole_fill);
+  EXPECT_FALSE(f.retrans);
+  EXPECT_EQ(cc().retrans, 0u);
+  EXPECT_EQ(cc().fills, 1u);
+}
+
+TEST_F(Mon, TimestampEchoTimesTheSenderSide) {
+  handshake(ts_opt(1, 0));
+  // Backlogged sender: data right after each ACK.
+  uint32_t seq = 1001, tsv = 10;
+  for (int i = 0; i < 40; ++i) {
+    now_ += 20;
+    pkt(true, tf::kAck, seq, 5001, kMss, 65535, ts_opt(100 + i, tsv));
+    seq += kMss;
+    now_ += 300;
+    ++tsv;
+    pkt(false, tf::kAck, 5001, seq, 0, 65535, ts_opt(tsv, 100 + i));  // server's TSval tsv
+  }
+  EXPECT_GT(client_side().n, 20u);
+  EXPECT_NEAR(client_side().srtt, 20, 6);  // ACK -> answer: 20 us
+  EXPECT_NEAR(server_side().srtt, 300, 20);
+}
+
+TEST_F(Mon, LimitedByReceiverWindow) {
+  handshake();
+  const uint16_t win = 4 * kMss;  // receiver keeps a 4-segment window
+  uint32_t una = 1001, nxt = 1001;
+  for (int rtt = 0; rtt < 50; ++rtt) {
+    while (nxt - una < win) {
+      now_ += 5;
+      pkt(true, tf::kAck, nxt, 5001, kMss);
+      nxt += kMss;
+    }
+    now_ += 1000;  // window full: waits for the receiver
+    una += 2 * kMss;
+    pkt(false, tf::kAck, 5001, una, 0, win);
+  }
+  EXPECT_EQ(cd().lim, kLimRwnd);
+  EXPECT_GT(lim_us(kLimRwnd), 3 * (lim_us(kLimNetwork) + lim_us(kLimSender)));
+}
+
+TEST_F(Mon, LimitedBySenderApplication) {
+  handshake();
+  uint32_t seq = 1001;
+  for (int i = 0; i < 50; ++i) {  // one segment every 5 ms, acked after 300 us: mostly idle
+    now_ += 5000;
+    pkt(true, tf::kAck, seq, 5001, kMss);
+    seq += kMss;
+    now_ += 300;
+    pkt(false, tf::kAck, 5001, seq);
+  }
+  EXPECT_GT(lim_us(kLimSender), 5 * (lim_us(kLimNetwork) + lim_us(kLimRwnd)));
+}
+
+TEST_F(Mon, LimitedByNetworkWhenBacklogged) {
+  handshake();
+  uint32_t una = 1001, nxt = 1001;
+  uint32_t cwnd = 10;
+  for (int rtt = 0; rtt < 40; ++rtt) {
+    // ACK clock: each ACK of 2 segments releases 2 (+1 per RTT) segments within 20 us.
+    while (nxt - una < cwnd * kMss) {
+      now_ += 10;
+      pkt(true, tf::kAck, nxt, 5001, kMss);
+      nxt += kMss;
+    }
+    for (uint32_t k = 0; k < cwnd / 2; ++k) {
+      now_ += 100;
+      una += 2 * kMss;
+      pkt(false, tf::kAck, 5001, una);
+      while (nxt - una < cwnd * kMss) {
+        now_ += 10;
+        pkt(true, tf::kAck, nxt, 5001, kMss);
+        nxt += kMss;
+      }
+    }
+    ++cwnd;
+  }
+  EXPECT_EQ(cd().lim, kLimNetwork);
+  EXPECT_GT(lim_us(kLimNetwork), 5 * (lim_us(kLimSender) + lim_us(kLimRwnd)));
+  EXPECT_GE(std::max(cd().fl_max, cd().fl_prev), 40 * kMss);  // cwnd lower bound follows the window
+  EXPECT_EQ(cd().phase, kCongAvoid);  // linear growth after slow start
+}
+
+TEST_F(Mon, LimitedByGuestScheduling) {
+  env_.roles[kPortS] = kRoleGuest;  // the receiver is a guest that runs 10 ms of every 40
+  handshake();
+  uint32_t seq = 1001;
+  for (int i = 0; i < 30; ++i) {
+    for (int k = 0; k < 4; ++k) {
+      now_ += 10;
+      pkt(true, tf::kAck, seq, 5001, kMss);
+      seq += kMss;
+    }
+    now_ += (i % 4 == 3) ? 30'000 : 100;  // ACKs wait for the guest to be scheduled
+    pkt(false, tf::kAck, 5001, seq);
+  }
+  EXPECT_GT(lim_us(kLimGuest), lim_us(kLimNetwork) + lim_us(kLimSender) + lim_us(kLimRwnd));
+  const MonSide& g = server_side();
+  EXPECT_GE(g.gex_max, 29'000u);  // the guest's side RTT exceeded its minimum by the off period
+  EXPECT_EQ(cold_[last_.slot].role[cdir() ^ 1], kRoleGuest);
+  EXPECT_TRUE(cd().flags & dflag::kRcvGuest);
+}
+
+TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
+  env_.roles[kPortS] = kRoleGuest;
+  handshake();
+  now_ += 10;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, kMss).probe_guest);
+}
+
+TEST_F(Mon, MidStreamStart) {
+  // First packet is data of an established connection (no handshake seen).
+  now_ += 10;
+  MonOut o = pkt(true, tf::kAck, 777'000, 9'000, kMss);
+  EXPECT_TRUE(cold_[last_.slot].midstream);
+  EXPECT_EQ(cd().phase, kPhaseUnknown);
+  now_ += 10;
+  pkt(true, tf::kAck, 778'000, 9'000, kMss);
+  now_ += 400;
+  o = pkt(false, tf::kAck, 9'000, 778'000);  // acks the first: timed at the switch
+  EXPECT_TRUE(o.rtt_sample);
+  EXPECT_EQ(server_side().srtt, 410u);
+  now_ += 10;
+  o = pkt(true, tf::kAck, 777'000, 9'000, kMss);  // resent after its ACK passed
+  EXPECT_TRUE(o.retrans);
+  EXPECT_TRUE(o.spurious);
+  // An ACK for data sent before the switch saw the connection moves una without a sample.
+  now_ += 10;
+  o = pkt(false, tf::kAck, 9'000, 779'000);
+  EXPECT_TRUE(o.rtt_sample);  // the second segment was timed after the first sample
+}
+
+TEST_F(Mon, CreatedSlotResetsState) {
+  handshake();
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss);
+  pkt(true, tf::kAck, 1001, 5001, kMss);
+  EXPECT_EQ(cc().retrans, 1u);
+  pkt(true, tf::kRst | tf::kAck, 2001, 5001);
+  table_.remove(last_.slot, RemoveReason::kFlushed);
+  handshake();
+  EXPECT_EQ(cc().retrans, 0u);
+}
+
+// ---- the stage inside the switch ----
+
+SwitchConfig mon_config(const std::string& export_path) {
+  SwitchConfig c;
+  c.pmd_lcores = {1};
+  c.mbufs = 8192;
+  c.dp.idle_sleep_max_us = 50;
+  c.dp.flows.capacity = 1024;
+  c.dp.flows.linger_ms = 20;
+  c.stage_order = {"monitor"};
+  c.stages_enabled = {"monitor"};
+  c.stage_config["monitor"] = {{"export_path", export_path}, {"uplink_ports", {"up"}}};
+  return c;
+}
+
+class MonSwitch : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (sw_) sw_->shutdown();
+  }
+  MemPort* add(const std::string& name) {
+    auto p = std::make_unique<MemPort>(name, sw_->datapath().pool);
+    MemPort* raw = p.get();
+    PortSpec s;
+    s.name = name;
+    s.type = "mem";
+    sw_->add_port_object(std::move(p), s);
+    return raw;
+  }
+  std::unique_ptr<Switch> sw_;
+};
+
+TEST_F(MonSwitch, TcpFlowsCommandsAndExport) {
+  const std::string path = "/tmp/vsw_monitor_test_" + std::to_string(getpid()) + ".jsonl";
+  std::remove(path.c_str());
+  sw_ = std::make_unique<Switch>(mon_config(path));
+  std::string err;
+  ASSERT_TRUE(sw_->start(err)) << err;
+  MemPort* host = add("host");
+  MemPort* up = add("up");
+  FrameBuilder h2u(mac(2), mac(1)), u2h(mac(1), mac(2));
+  auto spec = [](bool c2s, uint8_t fl, uint32_t seq, uint32_t ack, uint32_t len) {
+    TcpSpec t;
+    t.src_ip = c2s ? kC : kS;
+    t.dst_ip = c2s ? kS : kC;
+    t.sport = c2s ? kCp : kSp;
+    t.dport = c2s ? kSp : kCp;
+    t.flags = fl;
+    t.seq = seq;
+    t.ack = ack;
+    t.payload = len;
+    return t;
+  };
+  host->inject(h2u.tcp4(spec(true, tf::kSyn, 1000, 0, 0)));
+  ASSERT_TRUE(wait_for([&] { return up->tx_count() == 1; }));
+  up->inject(u2h.tcp4(spec(false, tf::kSyn | tf::kAck, 5000, 1001, 0)));
+  ASSERT_TRUE(wait_for([&] { return host->tx_count() == 1; }));
+  host->inject(h2u.tcp4(spec(true, tf::kAck, 1001, 5001, 0)));
+  host->inject(h2u.tcp4(spec(true, tf::kAck, 1001, 5001, 500)));
+  host->inject(h2u.tcp4(spec(true, tf::kAck, 1501, 5001, 500)));
+  ASSERT_TRUE(wait_for([&] { return up->tx_count() == 4; }));
+  up->inject(u2h.tcp4(spec(false, tf::kAck, 5001, 2001, 0)));
+  host->inject(h2u.tcp4(spec(true, tf::kAck, 1001, 5001, 500)));  // spurious: already acked
+  ASSERT_TRUE(wait_for([&] { return up->tx_count() == 5; }));
+
+  nlohmann::json r = run_command(*sw_, "tcp-flows", {{"argv", nlohmann::json::array()}, {"sort", "bytes"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+  const auto& res = r["result"];
+  ASSERT_EQ(res["flows"].size(), 1u) << res.dump(2);
+  const auto& f = res["flows"][0];
+  EXPECT_EQ(f["bytes"].get<uint64_t>(), 1500u);
+  const auto& d = f["dirs"][0];
+  EXPECT_EQ(d["src"], "10.0.0.1:40000");
+  EXPECT_EQ(d["retrans"].get<int>(), 1);
+  EXPECT_EQ(d["spurious_retrans"].get<int>(), 1);
+  EXPECT_EQ(f["endpoints"].size(), 2u);
+  bool saw_uplink = false;
+  for (const auto& e : f["endpoints"]) saw_uplink |= e["role"] == "uplink" && e["switch_port"] == "up";
+  EXPECT_TRUE(saw_uplink);
+  // Filters.
+  EXPECT_EQ(run_command(*sw_, "tcp-flows", {{"addr", "10.0.0.9"}})["result"]["flows"].size(), 0u);
+  EXPECT_EQ(run_command(*sw_, "tcp-flows", {{"port", "up"}, {"sort", "rtt"}})["result"]["flows"].size(), 1u);
+  EXPECT_FALSE(run_command(*sw_, "tcp-flows", {{"sort", "nonsense"}})["ok"].get<bool>());
+  // Telemetry page and the detail view.
+  auto pg = run_command(*sw_, "tcp-flows", {{"argv", {"0"}}})["result"];
+  EXPECT_EQ(pg["pages"].get<int>(), 1);
+  ASSERT_EQ(pg["flows"].size(), 1u);
+  const std::string id = f["id"].get<std::string>();
+  auto one = run_command(*sw_, "tcp-flow", {{"argv", {id}}});
+  ASSERT_TRUE(one["ok"].get<bool>()) << one.dump();
+  EXPECT_EQ(one["result"]["sides"].size(), 2u);
+  EXPECT_FALSE(run_command(*sw_, "tcp-flow", {{"argv", {"0:999"}}})["ok"].get<bool>());
+  // Stage counters.
+  nlohmann::json st;
+  for (const auto& s : sw_->stage_list())
+    if (s["name"] == "monitor") st = s["counters"];
+  EXPECT_EQ(st["spurious_retrans"].get<int>(), 1);
+  EXPECT_GE(st["rtt_samples"].get<int>(), 2);
+
+  // RST: the connection lingers 20 ms, is removed, and its record is exported.
+  host->inject(h2u.tcp4(spec(true, tf::kRst | tf::kAck, 2001, 5001, 0)));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        std::ifstream in(path);
+        std::string line;
+        return static_cast<bool>(std::getline(in, line));
+      },
+      std::chrono::milliseconds(3000)));
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  const auto rec = nlohmann::json::parse(line);
+  EXPECT_EQ(rec["closed_reason"], "reset");
+  EXPECT_EQ(rec["bytes"].get<uint64_t>(), 1500u);
+  EXPECT_EQ(rec["dirs"][0]["spurious_retrans"].get<int>() + rec["dirs"][1]["spurious_retrans"].get<int>(), 1);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new EalEnv);
+  return RUN_ALL_TESTS();
+}
