@@ -11,38 +11,41 @@ namespace {
 
 constexpr uint64_t kL4Flags = RTE_MBUF_F_TX_L4_MASK;
 
+// The L4 checksum field of a TCP or UDP header, or null if none is requested.
+uint16_t* l4_csum_field(rte_mbuf* m, uint64_t f) {
+  const uint32_t l4 = m->l2_len + m->l3_len;
+  if ((f & kL4Flags) == RTE_MBUF_F_TX_TCP_CKSUM || (f & RTE_MBUF_F_TX_TCP_SEG)) {
+    if (l4 + sizeof(rte_tcp_hdr) > rte_pktmbuf_data_len(m)) return nullptr;
+    return &rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, l4)->cksum;
+  }
+  if ((f & kL4Flags) == RTE_MBUF_F_TX_UDP_CKSUM) {
+    if (l4 + sizeof(rte_udp_hdr) > rte_pktmbuf_data_len(m)) return nullptr;
+    return &rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, l4)->dgram_cksum;
+  }
+  return nullptr;
+}
+
 // Completes IP and L4 checksums of a (possibly chained) packet in software.
 bool sw_checksum(rte_mbuf* m) {
   const uint64_t f = m->ol_flags;
   if (m->l2_len + m->l3_len > rte_pktmbuf_data_len(m)) return false;
+  const bool wants_l4 = (f & kL4Flags) || (f & RTE_MBUF_F_TX_TCP_SEG);
+  uint16_t* l4 = l4_csum_field(m, f);
+  if (wants_l4 && !l4) return false;
+  const uint32_t l4_off = m->l2_len + m->l3_len;
   if (f & RTE_MBUF_F_TX_IPV4) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, m->l2_len);
     if (f & RTE_MBUF_F_TX_IP_CKSUM) {
       ip->hdr_checksum = 0;
       ip->hdr_checksum = rte_ipv4_cksum(ip);
     }
-    if ((f & kL4Flags) == RTE_MBUF_F_TX_TCP_CKSUM || (f & RTE_MBUF_F_TX_TCP_SEG)) {
-      if (m->l2_len + m->l3_len + sizeof(rte_tcp_hdr) > rte_pktmbuf_data_len(m)) return false;
-      auto* th = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, m->l2_len + m->l3_len);
-      th->cksum = 0;
-      th->cksum = rte_ipv4_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
-    } else if ((f & kL4Flags) == RTE_MBUF_F_TX_UDP_CKSUM) {
-      auto* uh = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, m->l2_len + m->l3_len);
-      uh->dgram_cksum = 0;
-      uh->dgram_cksum = rte_ipv4_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
+    if (l4) {
+      *l4 = 0;
+      *l4 = rte_ipv4_udptcp_cksum_mbuf(m, ip, l4_off);
     }
-  } else if (f & RTE_MBUF_F_TX_IPV6) {
-    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, m->l2_len);
-    if ((f & kL4Flags) == RTE_MBUF_F_TX_TCP_CKSUM || (f & RTE_MBUF_F_TX_TCP_SEG)) {
-      if (m->l2_len + m->l3_len + sizeof(rte_tcp_hdr) > rte_pktmbuf_data_len(m)) return false;
-      auto* th = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, m->l2_len + m->l3_len);
-      th->cksum = 0;
-      th->cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
-    } else if ((f & kL4Flags) == RTE_MBUF_F_TX_UDP_CKSUM) {
-      auto* uh = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, m->l2_len + m->l3_len);
-      uh->dgram_cksum = 0;
-      uh->dgram_cksum = rte_ipv6_udptcp_cksum_mbuf(m, ip, m->l2_len + m->l3_len);
-    }
+  } else if ((f & RTE_MBUF_F_TX_IPV6) && l4) {
+    *l4 = 0;
+    *l4 = rte_ipv6_udptcp_cksum_mbuf(m, rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, m->l2_len), l4_off);
   }
   m->ol_flags &= ~(kL4Flags | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG);
   return true;
@@ -85,6 +88,9 @@ unsigned fixup_for_egress(rte_mbuf* m, uint64_t caps, rte_gso_ctx& gso, rte_mbuf
       rte_pktmbuf_free(m);
       c.tx_sw_gso.add();
       for (int i = 0; i < n; ++i) {
+        // rte_gso allocates the segment headers: their dynfield is stale, and
+        // no segment can stand for the whole packet in a transmit notification.
+        meta(out[i]).notify_stage = 0;
         out[i]->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM | ((out[i]->ol_flags & RTE_MBUF_F_TX_IPV4) ? RTE_MBUF_F_TX_IP_CKSUM : 0);
         sw_checksum(out[i]);
       }

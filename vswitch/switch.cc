@@ -115,21 +115,11 @@ Port* Switch::find_port(const std::string& name, uint16_t* id) const {
 
 nlohmann::json Switch::add_port(const PortSpec& spec) {
   std::unique_ptr<Port> p;
-  if (spec.type == "vhost-user") {
-    VhostPortConfig vc;
-    vc.path = spec.path;
-    vc.client = spec.client;
-    vc.queues = spec.queues;
-    vc.disable_features = spec.disable_features;
-    p = std::make_unique<VhostPort>(spec.name, vc, dp_->pool);
-  } else {
-    EthdevPortConfig ec;
-    ec.devargs = spec.devargs;
-    ec.rxq = spec.queues;
-    ec.rxd = spec.rxd;
-    ec.txd = spec.txd;
-    p = std::make_unique<EthdevPort>(spec.name, ec, dp_->pool);
-  }
+  if (spec.type == "vhost-user")
+    p = std::make_unique<VhostPort>(spec.name, VhostPortConfig{spec.path, spec.client, spec.queues, spec.disable_features},
+                                    dp_->pool);
+  else
+    p = std::make_unique<EthdevPort>(spec.name, EthdevPortConfig{spec.devargs, spec.queues, spec.rxd, spec.txd}, dp_->pool);
   return add_port_object(std::move(p), spec);
 }
 

@@ -84,7 +84,12 @@ prepare_qemu() {
   local q=$CACHE/qemu pkg deb
   mkdir -p "$q"
   # The concrete kernel package behind the meta package, e.g. linux-image-6.1.0-56-cloud-amd64.
-  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  cloud_pkg() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+  pkg=$(cloud_pkg)
+  if [ -z "$pkg" ] && ! [ -f "$q/initramfs.gz" ]; then
+    apt-get update >"$CACHE/update.log" 2>&1 || true
+    pkg=$(cloud_pkg)
+  fi
   if [ -z "$pkg" ]; then
     [ -f "$q/vmlinuz" ] && [ -f "$q/initramfs.gz" ] && { say "apt metadata unavailable; using cached guest"; return 0; }
     cannot "no linux-image-*-cloud-amd64 package known to apt"

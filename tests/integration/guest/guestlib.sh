@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Real-guest helpers for integration tests (bash). Source after lib.sh:
 #   . "$(dirname "$0")/lib.sh"; . "$(dirname "$0")/guest/guestlib.sh"
 # Guests (User-Mode Linux, QEMU under TCG) and cpu cgroups started here are
@@ -57,7 +58,7 @@ cpu_cgroup_create() {
   guest_on_exit "cpu_cgroup_remove $CG"
 }
 cpu_cgroup_remove() {
-  local cg=$1 i
+  local cg=$1 i p
   for i in $(seq 1 25); do
     [ -d "$cg" ] || return 0
     for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do echo "$p" >/sys/fs/cgroup/cpu/cgroup.procs 2>/dev/null; done
@@ -70,9 +71,9 @@ cpu_cgroup_remove() {
 # ---------------------------------------------------------------- User-Mode Linux
 # uml_start NAME SOCKET IP/NN MAC [CGROUP] — boots a UML guest attached to a
 # vhost-user server socket. Console: $T/NAME.log. Shared folder: $T/NAME/.
-# UML_FEATURES_OFF is the virtio feature mask the switch port must disable for
+# UML_FEATURES_OFF (overridable) is the virtio feature mask the switch port must disable for
 # UML (see docs/testbed.md).
-UML_FEATURES_OFF=0x400ee7f8b
+UML_FEATURES_OFF=${UML_FEATURES_OFF:-0x400ee7f8b}
 uml_start() {
   local name=$1 sock=$2 ip=$3 mac=$4 cg=${5:-}
   local umid=vr${TAG}$name
@@ -125,12 +126,14 @@ QEMU_INITRD=$VSW_GUEST_CACHE/qemu/initramfs.gz
 # (switch = client; QEMU waits for the switch before it boots).
 # QEMU_NET_OPTS adds virtio-net-pci properties, for diagnosis only, e.g.
 # QEMU_NET_OPTS=host_tso4=off,host_tso6=off (the guest then sends no TSO).
+# QUEUES=N (default 1) gives the guest N vCPUs and N queue pairs (mq=on).
 qemu_start() {
-  local name=$1 chr=$2 mac=$3 append=$4
-  spawn "$name" timeout -s KILL 600 qemu-system-x86_64 -accel tcg -m 256 -smp 1 -no-reboot -nodefaults \
+  local name=$1 chr=$2 mac=$3 append=$4 q=${QUEUES:-1} mq=""
+  [ "$q" -gt 1 ] && mq=",mq=on"
+  spawn "$name" timeout -s KILL 600 qemu-system-x86_64 -accel tcg -m 256 -smp "$q" -no-reboot -nodefaults \
     -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
-    -chardev "socket,id=c0,$chr" -netdev type=vhost-user,id=n0,chardev=c0 \
-    -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" \
+    -chardev "socket,id=c0,$chr" -netdev "type=vhost-user,id=n0,chardev=c0,queues=$q" \
+    -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0$mq${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" \
     -kernel "$QEMU_KERNEL" -initrd "$QEMU_INITRD" -append "console=ttyS0 quiet panic=-1 $append" \
     -display none -serial "file:$T/$name.console" -monitor none
   eval "QEMU_PID_$name=$SPAWNED_PID"

@@ -6,6 +6,9 @@
 #   vsw_peer=A.B.C.D    the host namespace behind the switch
 #   vsw_ping=N          at boot, ping the peer N times (default 0)
 #   vsw_iperf=S         at boot, iperf3 -c peer -t S, guest -> peer (default 0)
+#   vsw_iperf_p=P       parallel streams of that iperf3 (default 1)
+#   vsw_cpuping=N       at boot, ping the peer N times from each vCPU in turn
+#                       (taskset), so that every tx queue pair carries traffic
 #   vsw_pingloop=1      afterwards, ping the peer five times a second, forever
 # An iperf3 server (port 5201) always runs for the host side. Every result
 # line starts with "VSW: " on the console (ttyS0).
@@ -38,10 +41,18 @@ if [ "${vsw_ping:-0}" -gt 0 ] && [ -n "${vsw_peer:-}" ]; then
   out=$(ping -c "$vsw_ping" -i 0.2 -W 3 "$vsw_peer" 2>&1)
   echo "$out" | tail -n 2 | sed 's/^/VSW: ping-result /'
 fi
+if [ "${vsw_cpuping:-0}" -gt 0 ] && [ -n "${vsw_peer:-}" ]; then
+  c=0
+  while [ $c -lt "$(nproc)" ]; do
+    out=$(taskset -c $c ping -c "$vsw_cpuping" -i 0.2 -W 3 "$vsw_peer" 2>&1)
+    echo "$out" | grep "packet loss" | sed "s/^/VSW: cpuping-result cpu=$c /"
+    c=$((c + 1))
+  done
+fi
 if [ "${vsw_iperf:-0}" -gt 0 ] && [ -n "${vsw_peer:-}" ]; then
-  iperf3 -c "$vsw_peer" -t "$vsw_iperf" -f m --connect-timeout 3000 >/tmp/iperf.out 2>&1
+  iperf3 -c "$vsw_peer" -t "$vsw_iperf" -P "${vsw_iperf_p:-1}" -f m --connect-timeout 3000 >/tmp/iperf.out 2>&1
   rc=$?
-  grep -E "sender|receiver|error" /tmp/iperf.out | sed 's/^/VSW: iperf-result /'
+  grep -E "sender|receiver|error" /tmp/iperf.out | tail -n 2 | sed 's/^/VSW: iperf-result /'
   say "iperf-done rc=$rc"
 fi
 say "ready"
