@@ -107,3 +107,28 @@ idle_sleep_max_us = ${3:-100}
 socket = "$T/ctl.sock"
 EOC
 }
+
+# Prints a [[port]] table: vsw_port NAME TYPE [key=value ...]. Values that are
+# booleans or numbers (incl. 0x... hex) are written bare, others quoted.
+vsw_port() {
+  local name=$1 type=$2 kv k v
+  shift 2
+  printf '[[port]]\nname = "%s"\ntype = "%s"\n' "$name" "$type"
+  for kv in "$@"; do
+    k=${kv%%=*} v=${kv#*=}
+    if [[ $v =~ ^(true|false|[0-9]+|0x[0-9a-fA-F]+)$ ]]; then printf '%s = %s\n' "$k" "$v"
+    else printf '%s = "%s"\n' "$k" "$v"; fi
+  done
+}
+
+# Starts dpdk-testpmd as guest(s) on virtio-user ports, stacked on core 0:
+#   spawn_testpmd NAME SECONDS PREFIX "VDEV..." -- TESTPMD-ARGS...
+# Each VDEV is "SOCKET,mac=...[,server=1]".
+spawn_testpmd() {
+  local name=$1 secs=$2 prefix=$3 vdevs=() i=0
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do vdevs+=(--vdev "net_virtio_user$i,path=$1"); i=$((i + 1)); shift; done
+  shift
+  spawn "$name" timeout -s INT "$secs" dpdk-testpmd --lcores '0@0,1@0' --file-prefix="$prefix" -m 256 \
+    --single-file-segments --no-pci "${vdevs[@]}" -- --nb-cores=1 --stats-period 5 "$@"
+}

@@ -9,13 +9,7 @@ require_hugepages 300
 P=$(dpdk_prefix tap)
 {
   vsw_config_head "$P"
-  for i in 0 1; do cat <<EOC
-[[port]]
-name = "tap$i"
-type = "dpdk"
-devargs = "net_tap$i,iface=vt${TAG}$i"
-EOC
-  done
+  for i in 0 1; do vsw_port "tap$i" dpdk "devargs=net_tap$i,iface=vt${TAG}$i"; done
 } > "$T/vsw.toml"
 vsw_start "$T/vsw.toml"
 for i in 0 1; do

@@ -21,20 +21,8 @@ MIN_MBPS=${MIN_MBPS:-50}
 P=$(dpdk_prefix uml)
 {
   vsw_config_head "$P"
-  for i in 1 2; do cat <<EOC
-[[port]]
-name = "vm$i"
-type = "vhost-user"
-path = "$T/vm$i.sock"
-disable_features = "$UML_FEATURES_OFF"
-EOC
-  done
-  cat <<EOC
-[[port]]
-name = "up"
-type = "dpdk"
-devargs = "net_tap0,iface=$UP"
-EOC
+  for i in 1 2; do vsw_port "vm$i" vhost-user "path=$T/vm$i.sock" "disable_features=$UML_FEATURES_OFF"; done
+  vsw_port up dpdk "devargs=net_tap0,iface=$UP"
 } >"$T/vsw.toml"
 vsw_start "$T/vsw.toml"
 netns_add "$HNS"

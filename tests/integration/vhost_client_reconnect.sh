@@ -11,20 +11,12 @@ P=$(dpdk_prefix vc)
 TP=$(dpdk_prefix tc)
 {
   vsw_config_head "$P"
-  for i in 1 2; do cat <<EOC
-[[port]]
-name = "vm$i"
-type = "vhost-user"
-path = "$T/vm$i.sock"
-client = true
-EOC
-  done
+  for i in 1 2; do vsw_port "vm$i" vhost-user "path=$T/vm$i.sock" client=true; done
 } > "$T/vsw.toml"
 # The frontend owns the sockets; it waits for the switch to connect.
-spawn testpmd timeout -s INT 40 dpdk-testpmd --lcores '0@0,1@0' --file-prefix="$TP" -m 256 --single-file-segments \
-  --no-pci --vdev "net_virtio_user0,path=$T/vm1.sock,server=1,mac=02:00:00:00:00:01" \
-  --vdev "net_virtio_user1,path=$T/vm2.sock,server=1,mac=02:00:00:00:00:02" -- --forward-mode=flowgen \
-  --eth-peer=0,02:00:00:00:00:02 --eth-peer=1,02:00:00:00:00:01 --stats-period 5 --nb-cores=1
+spawn_testpmd testpmd 40 "$TP" "$T/vm1.sock,server=1,mac=02:00:00:00:00:01" \
+  "$T/vm2.sock,server=1,mac=02:00:00:00:00:02" -- \
+  --forward-mode=flowgen --eth-peer=0,02:00:00:00:00:02 --eth-peer=1,02:00:00:00:00:01
 # virtio-user in server mode accepts its sockets one by one during probe; the
 # switch's client ports keep retrying until each socket appears.
 connected() { "$VSWITCHCTL" -s "$T/ctl.sock" --json show | python3 -c "

@@ -14,26 +14,17 @@ TA=$(dpdk_prefix ta)
 TB=$(dpdk_prefix tb)
 {
   vsw_config_head "$P"
-  for i in 1 2 3; do cat <<EOC
-[[port]]
-name = "vm$i"
-type = "vhost-user"
-path = "$T/vm$i.sock"
-EOC
-  done
+  for i in 1 2 3; do vsw_port "vm$i" vhost-user "path=$T/vm$i.sock"; done
 } > "$T/vsw.toml"
 vsw_start "$T/vsw.toml"
 mbufs_in_use() { vsw_ctl --json show | python3 -c "import json,sys; print(json.load(sys.stdin)['mbufs']['in_use'])"; }
 base=$(mbufs_in_use)
 # Healthy pair: vm1 sends to the stalled guest's MAC, vm2 sends to vm1.
-spawn tpa timeout -s INT 30 dpdk-testpmd --lcores '0@0,1@0' --file-prefix="$TA" -m 256 --single-file-segments \
-  --no-pci --vdev "net_virtio_user0,path=$T/vm1.sock,mac=02:00:00:00:00:01" \
-  --vdev "net_virtio_user1,path=$T/vm2.sock,mac=02:00:00:00:00:02" -- --forward-mode=flowgen \
-  --eth-peer=0,02:00:00:00:00:03 --eth-peer=1,02:00:00:00:00:01 --stats-period 5 --nb-cores=1
+spawn_testpmd tpa 30 "$TA" "$T/vm1.sock,mac=02:00:00:00:00:01" "$T/vm2.sock,mac=02:00:00:00:00:02" -- \
+  --forward-mode=flowgen --eth-peer=0,02:00:00:00:00:03 --eth-peer=1,02:00:00:00:00:01
 # The stalled guest: transmits (so the switch learns its MAC) but never polls its rx ring.
-spawn tpb timeout -s INT 30 dpdk-testpmd --lcores '0@0,1@0' --file-prefix="$TB" -m 256 --single-file-segments \
-  --no-pci --vdev "net_virtio_user0,path=$T/vm3.sock,mac=02:00:00:00:00:03" -- --forward-mode=txonly \
-  --eth-peer=0,02:00:00:00:00:02 --txpkts=64 --stats-period 5 --nb-cores=1
+spawn_testpmd tpb 30 "$TB" "$T/vm3.sock,mac=02:00:00:00:00:03" -- \
+  --forward-mode=txonly --eth-peer=0,02:00:00:00:00:02 --txpkts=64
 TPB=$SPAWNED_PID
 stat() { port_counter "$1" "$2"; }
 wait_until 20 bash -c "[ \$($VSWITCHCTL -s $T/ctl.sock --json port-stats vm3 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"tx_drop_ring_full\"])') -gt 1000 ]" \

@@ -12,19 +12,11 @@ P=$(dpdk_prefix vh)
 TP=$(dpdk_prefix tp)
 {
   vsw_config_head "$P"
-  for i in 1 2; do cat <<EOC
-[[port]]
-name = "vm$i"
-type = "vhost-user"
-path = "$T/vm$i.sock"
-EOC
-  done
+  for i in 1 2; do vsw_port "vm$i" vhost-user "path=$T/vm$i.sock"; done
 } > "$T/vsw.toml"
 vsw_start "$T/vsw.toml"
-spawn testpmd timeout -s INT 8 dpdk-testpmd --lcores '0@0,1@0' --file-prefix="$TP" -m 256 --single-file-segments \
-  --no-pci --vdev "net_virtio_user0,path=$T/vm1.sock,mac=02:00:00:00:00:01" \
-  --vdev "net_virtio_user1,path=$T/vm2.sock,mac=02:00:00:00:00:02" -- --forward-mode=mac \
-  --eth-peer=0,02:00:00:00:00:02 --eth-peer=1,02:00:00:00:00:01 --tx-first --stats-period 2 --nb-cores=1
+spawn_testpmd testpmd 8 "$TP" "$T/vm1.sock,mac=02:00:00:00:00:01" "$T/vm2.sock,mac=02:00:00:00:00:02" -- \
+  --forward-mode=mac --eth-peer=0,02:00:00:00:00:02 --eth-peer=1,02:00:00:00:00:01 --tx-first
 TPID=$SPAWNED_PID
 wait_until 15 bash -c "$VSWITCHCTL -s $T/ctl.sock --json show | grep -q '\"connected\": true'" || fail "guests did not connect"
 sleep 4
