@@ -77,26 +77,53 @@ Parsed parse_l4(const uint8_t* d, uint32_t contig, uint32_t pkt, Parsed p, uint8
 
 bool is_ipv6_ext(uint8_t nh) { return nh == 0 || nh == 43 || nh == 60 || nh == 44 || nh == 51; }
 
-}  // namespace
-
-Parsed parse_frame(const uint8_t* d, uint32_t contig, uint32_t pkt) {
-  Parsed p;
+// L2 part shared by both parsers: fills p, returns the L3 ethertype and its offset.
+bool parse_l2(const uint8_t* d, uint32_t& contig, uint32_t pkt, Parsed& p, uint16_t& type, uint32_t& off) {
   if (contig > pkt) contig = pkt;
-  if (pkt < sizeof(EtherHdr)) return fail(p, ParseError::kRunt);
-  if (contig < sizeof(EtherHdr)) return fail(p, ParseError::kHeadersNotContiguous);
+  if (pkt < sizeof(EtherHdr)) {
+    p = fail(p, ParseError::kRunt);
+    return false;
+  }
+  if (contig < sizeof(EtherHdr)) {
+    p = fail(p, ParseError::kHeadersNotContiguous);
+    return false;
+  }
   const auto* eh = reinterpret_cast<const EtherHdr*>(d);
-  uint16_t type = eh->type.get();
-  uint32_t off = sizeof(EtherHdr);
+  type = eh->type.get();
+  off = sizeof(EtherHdr);
   if (type == kEtherVlan || type == kEtherQinQ) {
-    if (auto e = need(off, sizeof(VlanHdr), contig, pkt, ParseError::kVlanTruncated); e != ParseError::kNone)
-      return fail(p, e);
+    if (auto e = need(off, sizeof(VlanHdr), contig, pkt, ParseError::kVlanTruncated); e != ParseError::kNone) {
+      p = fail(p, e);
+      return false;
+    }
     const auto* vh = reinterpret_cast<const VlanHdr*>(d + off);
     p.flags |= kFlagVlan;
     p.vlan_tci = vh->tci.get();
     type = vh->type.get();
     off += sizeof(VlanHdr);
   }
-  if (type > 1500 && type < 1536) return fail(p, ParseError::kBadEthertype);
+  if (type > 1500 && type < 1536) {
+    p = fail(p, ParseError::kBadEthertype);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Parsed parse_frame_l2(const uint8_t* d, uint32_t contig, uint32_t pkt) {
+  Parsed p;
+  uint16_t type;
+  uint32_t off;
+  parse_l2(d, contig, pkt, p, type, off);
+  return p;
+}
+
+Parsed parse_frame(const uint8_t* d, uint32_t contig, uint32_t pkt) {
+  Parsed p;
+  uint16_t type;
+  uint32_t off;
+  if (!parse_l2(d, contig, pkt, p, type, off)) return p;
 
   if (type == kEtherIPv4) {
     if (auto e = need(off, sizeof(Ipv4Hdr), contig, pkt, ParseError::kIpv4Truncated); e != ParseError::kNone)

@@ -56,5 +56,7 @@ struct Parsed {
 
 // data: first contig_len bytes of a frame of pkt_len bytes (contig_len <= pkt_len).
 Parsed parse_frame(const uint8_t* data, uint32_t contig_len, uint32_t pkt_len);
+// Ethernet and VLAN only (what L2 switching needs); l3_off stays 0.
+Parsed parse_frame_l2(const uint8_t* data, uint32_t contig_len, uint32_t pkt_len);
 
 }  // namespace vsw::net

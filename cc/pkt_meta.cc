@@ -43,9 +43,10 @@ uint32_t flow_hash_symmetric(const uint8_t* d, const net::Parsed& p) {
   return h ? h : 1;
 }
 
-net::Parsed parse_mbuf(rte_mbuf* m, uint16_t in_port) {
+net::Parsed parse_mbuf(rte_mbuf* m, uint16_t in_port, bool with_hash, bool l2_only) {
   const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-  net::Parsed p = net::parse_frame(d, rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m));
+  net::Parsed p = l2_only ? net::parse_frame_l2(d, rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m))
+                          : net::parse_frame(d, rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m));
   PktMeta& pm = meta(m);
   pm.in_port = in_port;
   pm.vlan = (p.flags & net::kFlagVlan) ? (p.vlan_tci & 0xfff) : 0;
@@ -55,7 +56,7 @@ net::Parsed parse_mbuf(rte_mbuf* m, uint16_t in_port) {
   pm.l4_len = p.l4_len;
   pm.err = static_cast<uint8_t>(p.err);
   pm.payload_len = p.payload_len;
-  pm.flow_hash = p.malformed() ? 0 : flow_hash_symmetric(d, p);
+  pm.flow_hash = (with_hash && !p.malformed()) ? flow_hash_symmetric(d, p) : 0;
   pm.notify_stage = 0;
   if (p.l3_off) {
     m->l2_len = p.l3_off;

@@ -41,7 +41,10 @@ inline const PktMeta& meta(const rte_mbuf* m) {
 
 // Parses m and fills its PktMeta (in_port set by the caller) and the mbuf
 // l2/l3/l4 lengths used by tx offloads. Guest-supplied lengths are replaced.
-net::Parsed parse_mbuf(rte_mbuf* m, uint16_t in_port);
+// The symmetric flow hash is computed only if with_hash (the flow-owner
+// handoff needs it); otherwise flow_hash is 0.
+// l2_only: Ethernet/VLAN only (pure L2 switching needs no more).
+net::Parsed parse_mbuf(rte_mbuf* m, uint16_t in_port, bool with_hash = true, bool l2_only = false);
 
 // Symmetric hash of the IP 5-tuple: both directions of a connection get the same value.
 uint32_t flow_hash_symmetric(const uint8_t* frame, const net::Parsed& p);

@@ -35,12 +35,6 @@ Fdb::~Fdb() = default;
 
 size_t Fdb::memory_bytes() const { return (size_t(mask_) + 1) * (sizeof(Bucket) + 1); }
 
-uint64_t Fdb::make_key(const uint8_t mac[6], uint16_t vlan) {
-  uint64_t k = 0;
-  std::memcpy(&k, mac, 6);
-  return k | (uint64_t((vlan & 0xfff) | 0x1000) << 48);
-}
-
 uint32_t Fdb::h1(uint64_t key) const { return static_cast<uint32_t>(_mm_crc32_u64(0x9e3779b9, key)) & mask_; }
 uint32_t Fdb::h2(uint64_t key) const {
   uint32_t h = static_cast<uint32_t>(_mm_crc32_u64(0x85ebca6b, key)) & mask_;

@@ -10,6 +10,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -40,7 +41,11 @@ class Fdb {
   Fdb& operator=(const Fdb&) = delete;
 
   // Key of a (MAC bytes, VLAN) pair; never 0 (empty) or ~0 (dead).
-  static uint64_t make_key(const uint8_t mac[6], uint16_t vlan);
+  static uint64_t make_key(const uint8_t mac[6], uint16_t vlan) {
+    uint64_t k = 0;
+    std::memcpy(&k, mac, 6);
+    return k | (uint64_t((vlan & 0xfff) | 0x1000) << 48);
+  }
 
   // Data path, any thread.
   uint16_t lookup(uint64_t key) const;

@@ -23,6 +23,7 @@ inline constexpr unsigned kMaxStages = 16;
 struct DatapathConfig {
   uint32_t idle_sleep_max_us = 0;  // 0 = never sleep (pure busy polling)
   bool drop_malformed = false;     // else malformed frames are switched at L2, skipped by TCP stages
+  bool parse_full = false;         // parse L3/L4 of every packet (else only when a stage or offload needs it)
   uint32_t tick_us = 100;          // stage timer granularity
   uint32_t handoff_ring_size = 1024;
   TcpFlowConfig flows;             // per-PMD TCP connection table (when a TCP stage is in the pipeline)

@@ -76,7 +76,10 @@ static int pmd_trampoline(void* arg) { return static_cast<Pmd*>(arg)->run(); }
 
 bool Pmd::launch() {
   stop_.store(false);
-  return rte_eal_remote_launch(pmd_trampoline, this, lcore_) == 0;
+  running_.store(true);  // from now on call() waits for the loop instead of running inline
+  if (rte_eal_remote_launch(pmd_trampoline, this, lcore_) == 0) return true;
+  running_.store(false);
+  return false;
 }
 
 void Pmd::join() {
@@ -158,6 +161,7 @@ void Pmd::process_rx(Port* p, rte_mbuf** pkts, uint16_t n) {
   PortCounters& pc = p->counters(index_);
   Batch b;
   uint64_t bytes = 0;
+  const bool handoff = dp_.handoff_on.load(std::memory_order_relaxed);
   for (uint16_t i = 0; i < n && i < 4; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
@@ -171,7 +175,10 @@ void Pmd::process_rx(Port* p, rte_mbuf** pkts, uint16_t n) {
       rte_pktmbuf_free(m);
       continue;
     }
-    net::Parsed pr = parse_mbuf(m, port_id);
+    // Pure L2 switching reads no further than the VLAN tag; guest offload
+    // requests and enabled stages need the L3/L4 headers validated.
+    const bool l2_only = !parse_full_ && !(m->ol_flags & kOffloadRequestMask);
+    net::Parsed pr = parse_mbuf(m, port_id, handoff, l2_only);
     if (__builtin_expect(pr.malformed(), 0)) {
       stats_.parse_err[static_cast<size_t>(pr.err)].add();
       pc.rx_malformed.add();
@@ -196,7 +203,7 @@ void Pmd::process_rx(Port* p, rte_mbuf** pkts, uint16_t n) {
   pc.rx_packets.add(n);
   pc.rx_bytes.add(bytes);
   stats_.rx_packets.add(n);
-  if (dp_.handoff_on.load(std::memory_order_relaxed)) b.n = static_cast<uint16_t>(handoff_filter(b.pkts, b.n));
+  if (handoff) b.n = static_cast<uint16_t>(handoff_filter(b.pkts, b.n));
   run_pipeline(b);
 }
 
@@ -233,6 +240,12 @@ void Pmd::drain_handoff() {
     stats_.handoff_in.add(b.n);
     run_pipeline(b);
   }
+}
+
+bool Pmd::any_stage_on() const {
+  for (int si : dp_.stage_order)
+    if (dp_.stage_on[static_cast<size_t>(si)].load(std::memory_order_relaxed)) return true;
+  return false;
 }
 
 bool Pmd::tcp_stage_on() const {
@@ -289,8 +302,10 @@ void Pmd::run_pipeline(Batch& b) {
       l2_forward(em.data() + off, static_cast<uint16_t>(std::min<size_t>(kBatchMax, em.size() - off)));
   }
   if (!emitted_direct_.empty()) {
-    for (auto [m, port] : emitted_direct_) to_port(port, m);
-    emitted_direct_.clear();
+    // Swap first: a transmit notification raised inside to_port may emit more.
+    std::vector<std::pair<rte_mbuf*, uint16_t>> ed;
+    ed.swap(emitted_direct_);
+    for (auto [m, port] : ed) to_port(port, m);
   }
 }
 
@@ -470,6 +485,18 @@ void Pmd::flush_tx() {
     send_txbuf(*tb.port, tb);
   }
   n_dirty_ = 0;
+  // Packets stages emitted from on_tx (e.g. snoop's early ACKs, sent only once
+  // the guest ring took the data) leave now rather than at the next batch.
+  if (!emitted_.empty() || !emitted_direct_.empty()) {
+    Batch none;
+    run_pipeline(none);
+    for (uint16_t i = 0; i < n_dirty_; ++i) {
+      TxBuf& tb = txbufs_[dirty_[i]];
+      tb.dirty = false;
+      if (tb.n) send_txbuf(*tb.port, tb);
+    }
+    n_dirty_ = 0;
+  }
 }
 
 int Pmd::run() {
@@ -477,7 +504,8 @@ int Pmd::run() {
   prctl(PR_SET_TIMERSLACK, 1000UL);  // 1 us: idle sleeps stay short
   running_.store(true);
   const uint64_t hz = rte_get_tsc_hz();
-  const uint64_t ms_hz = hz / 1000;
+  // ms = tsc * ms_mult / 2^64
+  const uint64_t ms_mult = static_cast<uint64_t>((static_cast<unsigned __int128>(1000) << 64) / hz);
   const uint64_t max_sleep_ns = uint64_t(dp_.cfg.idle_sleep_max_us) * 1000;
   uint64_t sleep_ns = 0;
   unsigned empty_iters = 0;
@@ -487,22 +515,26 @@ int Pmd::run() {
     rcu().enter(rcu_slot_);
     const uint64_t t0 = rte_rdtsc();
     now_tsc_ = t0;
-    now_s_ = static_cast<uint32_t>(t0 / hz);
-    now_ms_ = static_cast<uint32_t>(t0 / ms_hz);
+    // Clocks by multiplication (a 64-bit division per iteration is measurable).
+    now_ms_ = static_cast<uint32_t>((static_cast<unsigned __int128>(t0) * ms_mult) >> 64);
+    now_s_ = now_ms_ / 1000;
+    parse_full_ = dp_.cfg.parse_full || dp_.cfg.drop_malformed || any_stage_on();
     const PollList* pl = poll_.load(std::memory_order_acquire);
     uint32_t got = 0;
+    uint64_t t_prev = t0;  // rx queue cycles: from the end of the previous busy queue
     for (const RxqRef& r : pl->rxqs) {
       Port* p = dp_.port(r.port);
-      if (!p || r.queue >= p->n_rxq()) continue;
-      const uint64_t ts = rte_rdtsc();
+      if (!p) continue;
       uint16_t n = p->rx_burst(r.queue, pkts, kBurst);
       if (!n) continue;
       got += n;
       process_rx(p, pkts, n);
       flush_tx();
+      const uint64_t t_now = rte_rdtsc();
       RxqStats& rs = p->rxq_stats(r.queue);
       rs.packets.add(n);
-      rs.cycles.add(rte_rdtsc() - ts);
+      rs.cycles.add(t_now - t_prev);
+      t_prev = t_now;
     }
     if (n_pmds_ > 1) {
       drain_handoff();

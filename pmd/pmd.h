@@ -113,6 +113,7 @@ class Pmd final : public PmdContext {
   void process_rx(Port* p, rte_mbuf** pkts, uint16_t n);
   void run_pipeline(Batch& b);
   bool tcp_stage_on() const;
+  bool any_stage_on() const;
   void track_flows(Batch& b);
   void l2_forward(rte_mbuf** pkts, uint16_t n);
   void to_port(uint16_t port_id, rte_mbuf* m);
@@ -152,6 +153,7 @@ class Pmd final : public PmdContext {
   uint64_t last_tick_ = 0;
   uint64_t tick_cycles_ = 0;
   uint32_t now_s_ = 0;
+  bool parse_full_ = true;  // this iteration: parse L3/L4 of every packet
   PmdStats stats_;
 };
 

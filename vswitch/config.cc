@@ -74,6 +74,9 @@ SwitchConfig from_json(const nlohmann::json& root) {
   c.rxq_assign = get_or(p, "rxq_assign", c.rxq_assign);
   c.dp.idle_sleep_max_us = get_or(p, "idle_sleep_max_us", c.dp.idle_sleep_max_us);
   c.dp.drop_malformed = get_or(p, "drop_malformed", c.dp.drop_malformed);
+  const std::string parse = get_or<std::string>(p, "parse", "auto");
+  if (parse != "auto" && parse != "full") throw std::runtime_error("pmd.parse must be auto or full");
+  c.dp.parse_full = parse == "full";
   c.dp.tick_us = get_or(p, "tick_us", c.dp.tick_us);
   if (c.pmd_lcores.empty() || c.pmd_lcores.size() > kMaxPmds)
     throw std::runtime_error("pmd.lcores must list 1.." + std::to_string(kMaxPmds) + " lcores");
