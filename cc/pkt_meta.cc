@@ -8,13 +8,14 @@
 
 namespace vsw {
 
-int g_pkt_meta_offset = -1;
+rte_mempool* pkt_pool_create(const char* name, unsigned n, unsigned cache, uint16_t data_room, int socket) {
+  return rte_pktmbuf_pool_create(name, n, cache, kPktMetaPrivSize, data_room, socket);
+}
 
-bool pkt_meta_register() {
-  if (g_pkt_meta_offset >= 0) return true;
-  static const rte_mbuf_dynfield desc = {"vswitch_pkt_meta", sizeof(PktMeta), alignof(PktMeta), 0};
-  g_pkt_meta_offset = rte_mbuf_dynfield_register(&desc);
-  return g_pkt_meta_offset >= 0;
+rte_mbuf* pkt_copy(const rte_mbuf* m, rte_mempool* mp) {
+  rte_mbuf* c = rte_pktmbuf_copy(m, mp, 0, UINT32_MAX);
+  if (c) meta(c) = meta(m);
+  return c;
 }
 
 uint32_t flow_hash_symmetric(const uint8_t* d, const net::Parsed& p) {

@@ -1,8 +1,7 @@
-// Per-packet metadata kept in an mbuf dynamic field: written once by the
+// Per-packet metadata kept in the mbuf private area: written once by the
 // parser at ingress, read by every stage and by the L2 decision.
 #pragma once
 #include <rte_mbuf.h>
-#include <rte_mbuf_dyn.h>
 
 #include <cstdint>
 
@@ -30,14 +29,19 @@ struct PktMeta {
 };
 static_assert(sizeof(PktMeta) == 32);
 
-// Registers the dynfield; call once after rte_eal_init. Returns false on failure.
-bool pkt_meta_register();
-extern int g_pkt_meta_offset;
+// PktMeta lives in the mbuf private area, not in a dynfield: 32 bytes would
+// exhaust the dynfield space that drivers need (net_pcap's timestamp). Every
+// pool whose mbufs reach the pipeline must come from pkt_pool_create().
+inline constexpr uint16_t kPktMetaPrivSize = RTE_ALIGN(sizeof(PktMeta), RTE_MBUF_PRIV_ALIGN);
+rte_mempool* pkt_pool_create(const char* name, unsigned n, unsigned cache, uint16_t data_room, int socket);
 
-inline PktMeta& meta(rte_mbuf* m) { return *RTE_MBUF_DYNFIELD(m, g_pkt_meta_offset, PktMeta*); }
+inline PktMeta& meta(rte_mbuf* m) { return *static_cast<PktMeta*>(rte_mbuf_to_priv(m)); }
 inline const PktMeta& meta(const rte_mbuf* m) {
-  return *RTE_MBUF_DYNFIELD(m, g_pkt_meta_offset, const PktMeta*);
+  return *static_cast<const PktMeta*>(rte_mbuf_to_priv(const_cast<rte_mbuf*>(m)));
 }
+
+// rte_pktmbuf_copy plus the metadata (the private area is not copied by DPDK).
+rte_mbuf* pkt_copy(const rte_mbuf* m, rte_mempool* mp);
 
 // Parses m and fills its PktMeta (in_port set by the caller) and the mbuf
 // l2/l3/l4 lengths used by tx offloads. Guest-supplied lengths are replaced.

@@ -85,6 +85,12 @@ unsigned fixup_for_egress(rte_mbuf* m, uint64_t caps, rte_gso_ctx& gso, rte_mbuf
     if (n > 0) {
       // Segments hold references to m's data; ours is released. rte_gso fixed
       // lengths, ids and sequence numbers but no checksum: complete them all.
+      // Segments are new mbufs: give them the packet's metadata, but no
+      // transmit notification (a stage marked the whole packet, not a part).
+      for (int i = 0; i < n; ++i) {
+        meta(out[i]) = meta(m);
+        meta(out[i]).notify_stage = 0;
+      }
       rte_pktmbuf_free(m);
       c.tx_sw_gso.add();
       for (int i = 0; i < n; ++i) {

@@ -370,7 +370,7 @@ void Pmd::l2_forward(rte_mbuf** pkts, uint16_t n) {
     for (unsigned t = 0; t < nt; ++t) {
       rte_mbuf* c = m;
       if (private_copy && t + 1 < nt) {
-        c = rte_pktmbuf_copy(m, dp_.pool, 0, UINT32_MAX);
+        c = pkt_copy(m, dp_.pool);
         if (!c) {
           stats_.drop_no_mbuf.add();
           continue;
@@ -397,7 +397,7 @@ void Pmd::to_port(uint16_t port_id, rte_mbuf* m) {
   else if (p->vlan.mode == VlanMode::kTrunk) want_tag = vlan != p->vlan.tag && vlan != 0;
   if (want_tag != tagged) {
     if (rte_mbuf_refcnt_read(m) > 1 || RTE_MBUF_CLONED(m)) {
-      rte_mbuf* c = rte_pktmbuf_copy(m, dp_.pool, 0, UINT32_MAX);
+      rte_mbuf* c = pkt_copy(m, dp_.pool);
       rte_pktmbuf_free(m);
       if (!c) {
         stats_.drop_no_mbuf.add();
@@ -466,7 +466,7 @@ void Pmd::send_txbuf(Port& p, TxBuf& tb) {
   if (notify) {
     // Devices take a prefix of the burst: packets [0, sent) went out.
     for (uint16_t k = 0; k < cnt; ++k)
-      if (notes[k].stage)
+      if (notes[k].stage && notes[k].stage <= stages_.size())
         if (Stage* s = stages_[notes[k].stage - 1u].get()) s->on_tx(*this, p.id(), notes[k].cookie, notes[k].len, k < sent);
   }
   auto& pc = p.counters(index_);

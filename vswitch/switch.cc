@@ -24,10 +24,6 @@ uint32_t Switch::now_s() const { return static_cast<uint32_t>(rte_rdtsc() / rte_
 
 bool Switch::start(std::string& err) {
   std::lock_guard lk(mu_);
-  if (!pkt_meta_register()) {
-    err = "cannot register mbuf dynfield";
-    return false;
-  }
   if (!parse_rxq_assign_mode(cfg_.rxq_assign, assign_mode_)) {
     err = "pmd.rxq_assign must be roundrobin or cycles";
     return false;
@@ -37,10 +33,10 @@ bool Switch::start(std::string& err) {
   // Room for TSO-sized chains: 2 KB data rooms chained by the vhost library.
   static std::atomic<unsigned> instance{0};
   const unsigned inst = instance.fetch_add(1);
-  dp_->pool = rte_pktmbuf_pool_create(fmt::format("vsw_mbufs{}", inst).c_str(), cfg_.mbufs, 256, 0,
-                                      RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  dp_->pool = pkt_pool_create(fmt::format("vsw_mbufs{}", inst).c_str(), cfg_.mbufs, 256, RTE_MBUF_DEFAULT_BUF_SIZE,
+                              SOCKET_ID_ANY);
   dp_->indirect_pool =
-      rte_pktmbuf_pool_create(fmt::format("vsw_indirect{}", inst).c_str(), cfg_.mbufs / 4, 256, 0, 0, SOCKET_ID_ANY);
+      pkt_pool_create(fmt::format("vsw_indirect{}", inst).c_str(), cfg_.mbufs / 4, 256, 0, SOCKET_ID_ANY);
   if (!dp_->pool || !dp_->indirect_pool) {
     err = std::string("mbuf pool: ") + rte_strerror(rte_errno);
     return false;

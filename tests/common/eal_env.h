@@ -21,7 +21,6 @@ class EalEnv : public ::testing::Environment {
     std::vector<char*> argv;
     for (auto& s : a) argv.push_back(s.data());
     ASSERT_GE(rte_eal_init(static_cast<int>(argv.size()), argv.data()), 0);
-    ASSERT_TRUE(pkt_meta_register());
   }
   void TearDown() override { rte_eal_cleanup(); }
 };
