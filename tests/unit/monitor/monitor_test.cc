@@ -35,7 +35,7 @@ constexpr uint32_t kMss = 1000;
 struct FakeEnv {
   std::map<uint16_t, uint8_t> roles;
   bool off = false;
-  uint8_t role(uint16_t port) { return roles.count(port) ? roles[port] : kRoleUplink; }
+  uint8_t role(uint16_t port) { return roles.count(port) ? roles[port] : uint8_t(kRoleUplink); }
   bool guest_off(uint16_t) { return off; }
 };
 
@@ -68,7 +68,7 @@ class Mon : public ::testing::Test {
     t.payload = payload;
     t.options = std::move(opts);
     const auto f = FrameBuilder(mac(2), mac(1)).tcp4(t);
-    const net::Parsed pr = parse_frame(f.data(), uint32_t(f.size()), uint32_t(f.size()));
+    const net::Parsed pr = net::parse_frame(f.data(), uint32_t(f.size()), uint32_t(f.size()));
     TcpSegment s;
     EXPECT_TRUE(tcp_segment_build(f.data(), uint32_t(f.size()), pr.l3_off, pr.l4_off, pr.l4_len, pr.flags, 0,
                                   pr.payload_len, 0, s));
@@ -288,19 +288,22 @@ TEST_F(Mon, HoleFillIsNotARetransmission) {
 
 TEST_F(Mon, TimestampEchoTimesTheSenderSide) {
   handshake(ts_opt(1, 0));
-  // Backlogged sender: data right after each ACK.
-  uint32_t seq = 1001, tsv = 10;
-  for (int i = 0; i < 40; ++i) {
-    now_ += 20;
-    pkt(true, tf::kAck, seq, 5001, kMss, 65535, ts_opt(100 + i, tsv));
-    seq += kMss;
+  // Backlogged sender, 4 segments in flight: each ACK (new server TSval) is
+  // answered by a new segment echoing it 20 us later.
+  uint32_t seq = 1001, una = 1001, tsv = 10;
+  for (int i = 0; i < 4; ++i, seq += kMss) pkt(true, tf::kAck, seq, 5001, kMss, 65535, ts_opt(100, tsv));
+  for (int i = 0; i < 100; ++i) {
     now_ += 300;
+    una += kMss;
     ++tsv;
-    pkt(false, tf::kAck, 5001, seq, 0, 65535, ts_opt(tsv, 100 + i));  // server's TSval tsv
+    pkt(false, tf::kAck, 5001, una, 0, 65535, ts_opt(tsv, 100 + i));
+    now_ += 20;
+    pkt(true, tf::kAck, seq, 5001, kMss, 65535, ts_opt(101 + i, tsv));
+    seq += kMss;
   }
-  EXPECT_GT(client_side().n, 20u);
-  EXPECT_NEAR(client_side().srtt, 20, 6);  // ACK -> answer: 20 us
-  EXPECT_NEAR(server_side().srtt, 300, 20);
+  EXPECT_GT(client_side().n, 20u);  // one per group of kTsGroup echoes
+  EXPECT_NEAR(client_side().srtt, 20, 10);  // ACK -> answer: 20 us (from 100 in the handshake)
+  EXPECT_EQ(client_side().min, 20u);
 }
 
 TEST_F(Mon, LimitedByReceiverWindow) {
@@ -316,6 +319,11 @@ TEST_F(Mon, LimitedByReceiverWindow) {
     now_ += 1000;  // window full: waits for the receiver
     una += 2 * kMss;
     pkt(false, tf::kAck, 5001, una, 0, win);
+  }
+  while (nxt - una < win) {
+    now_ += 5;
+    pkt(true, tf::kAck, nxt, 5001, kMss);
+    nxt += kMss;
   }
   EXPECT_EQ(cd().lim, kLimRwnd);
   EXPECT_GT(lim_us(kLimRwnd), 3 * (lim_us(kLimNetwork) + lim_us(kLimSender)));
@@ -406,10 +414,16 @@ TEST_F(Mon, MidStreamStart) {
   o = pkt(true, tf::kAck, 777'000, 9'000, kMss);  // resent after its ACK passed
   EXPECT_TRUE(o.retrans);
   EXPECT_TRUE(o.spurious);
-  // An ACK for data sent before the switch saw the connection moves una without a sample.
+  // The second segment was sent while the first was timed: its ACK gives no sample.
   now_ += 10;
   o = pkt(false, tf::kAck, 9'000, 779'000);
-  EXPECT_TRUE(o.rtt_sample);  // the second segment was timed after the first sample
+  EXPECT_FALSE(o.rtt_sample);
+  now_ += 10;
+  pkt(true, tf::kAck, 779'000, 9'000, kMss);  // new data: timed again
+  now_ += 250;
+  EXPECT_TRUE(pkt(false, tf::kAck, 9'000, 780'000).rtt_sample);
+  EXPECT_EQ(server_side().min, 250u);
+  EXPECT_EQ(cc().retrans, 1u);
 }
 
 TEST_F(Mon, CreatedSlotResetsState) {
@@ -486,6 +500,7 @@ TEST_F(MonSwitch, TcpFlowsCommandsAndExport) {
   host->inject(h2u.tcp4(spec(true, tf::kAck, 1501, 5001, 500)));
   ASSERT_TRUE(wait_for([&] { return up->tx_count() == 4; }));
   up->inject(u2h.tcp4(spec(false, tf::kAck, 5001, 2001, 0)));
+  ASSERT_TRUE(wait_for([&] { return host->tx_count() == 2; }));  // the ACK went by first
   host->inject(h2u.tcp4(spec(true, tf::kAck, 1001, 5001, 500)));  // spurious: already acked
   ASSERT_TRUE(wait_for([&] { return up->tx_count() == 5; }));
 

@@ -1,0 +1,510 @@
+// The monitor stage's per-connection state and its per-packet inference
+// (shared/papers/tcp-monitor.txt; the guest-delay signal from pvtcp.txt).
+//
+// State lives in two arrays of TcpFlowTable::capacity() slots, indexed by the
+// flow table's slot and reset on kEvCreated:
+//  - MonConn (hot, 128 B = two cache lines): one MonDir per data direction,
+//    indexed by the SENDING key endpoint, touched by every packet;
+//  - MonCold (~200 B): RTT estimators, event counters and time-in-state
+//    totals, touched once per RTT sample, on loss events and on state changes.
+//
+// Vocabulary. For a data direction S->R (S = sender endpoint, R = receiver):
+//  - side RTT of an endpoint e: switch -> e -> switch. Karn samples of S's
+//    data (segment passes the switch, R's ACK for it passes back) are side
+//    samples of R; timestamp-echo samples (R's ACK with TSval w passes toward
+//    S, S's next packet echoes w) are side samples of S. The end-to-end RTT
+//    S sees is side[R] + side[S]; which side is the guest, the local host or
+//    the uplink follows from the ports the endpoints were seen on.
+//  - guest delay: a side sample of a guest endpoint minus that side's minimum
+//    (the time data / ACKs for the guest waited for the guest to run).
+//  - flight = nxt - una at the switch; its maximum over one RTT is a lower
+//    bound of the sender's cwnd.
+//  - limited-by: time is attributed, event to event, to one of sender
+//    (application), receiver window, network (cwnd: loss / ECN / capacity)
+//    or guest scheduling; see mon_limit_state() and the guest override.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "cc/tcp_segment.h"
+#include "cc/tcp_seq.h"
+#include "flowtable/tcp_flow_state.h"
+
+namespace vsw::mon {
+
+enum Phase : uint8_t { kPhaseUnknown = 0, kSlowStart, kCongAvoid, kRecovery, kLoss, kPhaseCount };
+enum Limit : uint8_t { kLimSender = 0, kLimRwnd, kLimNetwork, kLimGuest, kLimCount };
+enum Role : uint8_t { kRoleUnknown = 0, kRoleHost, kRoleGuest, kRoleUplink };
+const char* phase_name(uint8_t p);
+const char* limit_name(uint8_t l);
+const char* role_name(uint8_t r);
+
+namespace dflag {
+inline constexpr uint8_t kSeq = 1u << 0;        // nxt valid
+inline constexpr uint8_t kAck = 1u << 1;        // una valid
+inline constexpr uint8_t kLastAck = 1u << 2;    // the last event was an ACK that advanced una
+inline constexpr uint8_t kHole = 1u << 3;       // a sequence hole is open (MonDirCold::hole_*)
+inline constexpr uint8_t kRttGuestOff = 1u << 4;// the timed segment went to a guest that was not running
+inline constexpr uint8_t kSndGuest = 1u << 5;   // the sender endpoint is behind a guest port
+inline constexpr uint8_t kRcvGuest = 1u << 6;   // the receiver endpoint is behind a guest port
+inline constexpr uint8_t kSeen = 1u << 7;       // this endpoint has sent something
+}  // namespace dflag
+
+// Hot state of one data direction (sender = the key endpoint it is indexed by).
+// Times are a 32-bit microsecond clock; 0 means "none".
+struct alignas(64) MonDir {
+  uint32_t una;        // highest ACK from the receiver seen at the switch
+  uint32_t nxt;        // highest sequence end from the sender
+  uint32_t rtt_end;    // Karn: end of the timed segment
+  uint32_t rtt_t;      // when it passed (0: nothing timed)
+  uint32_t ts_w;       // receiver's TSval awaiting the sender's echo
+  uint32_t ts_t;       // when it passed toward the sender (0: none pending)
+  uint32_t last_evt;   // last data from the sender or ACK from the receiver
+  uint32_t last_ack;   // last ACK that advanced una
+  uint32_t fl_max;     // largest flight in the current window
+  uint32_t fl_prev;    // largest flight in the previous window
+  uint32_t win_t;      // start of the current window (one RTT long)
+  uint32_t lim_since;  // start of the current limit state
+  uint32_t win_len;    // window length, us (smoothed end-to-end RTT, >= 200)
+  uint16_t thr_up;     // us: the sender answers an ACK within this when backlogged
+  uint16_t rto_ms;     // silence before a head retransmission counts as a timeout
+  uint8_t clocked;     // EWMA (of 255): new data came promptly (sender backlogged)
+  uint8_t dupacks;     // duplicate ACKs since una last advanced
+  uint8_t phase;       // Phase
+  uint8_t lim;         // Limit (current)
+  uint8_t flags;       // dflag
+  uint8_t acks;        // ACKs that advanced una since the last Karn sample (saturates)
+  uint8_t pad[2];
+};
+static_assert(sizeof(MonDir) == 64);
+
+struct MonConn {
+  MonDir d[2];
+};
+static_assert(sizeof(MonConn) == 128);
+
+// Smoothed RTT of one side (RFC 6298 gains) and its guest-delay excess.
+struct MonSide {
+  uint32_t srtt, var, min, max, n;  // us
+  uint32_t gex_avg, gex_max;        // us over min (EWMA 1/8, max); guest endpoints only
+  uint32_t wmin, wn;                // timestamp-echo samples: minimum of the current group
+};
+
+// Timestamp-echo samples of a sender's side also contain its response time
+// (waiting for cwnd room, TCP small queues, the application): only the
+// minimum of each group of this many enters the estimator.
+inline constexpr uint32_t kTsGroup = 4;
+
+// Per direction, cold. The fields a packet may touch outside loss events
+// (limit-state times, window roll) come first so they share lines with the
+// RTT estimators that lead MonCold.
+struct MonDirCold {
+  uint32_t lim_ms[kLimCount];       // time per limit state (closed intervals), ms
+  uint32_t lim_frac_us[kLimCount];  // sub-millisecond remainders
+  uint32_t una_win;       // una at the start of the current window
+  uint32_t rate_kbps;     // acked bytes over the last window
+  uint32_t max_flight;
+  uint32_t retrans;       // retransmitted segments (sequence space seen before)
+  uint32_t spurious;      // ... whose ACK had already passed toward the sender
+  uint32_t dupacks;
+  uint32_t karn_skipped;  // RTT samples discarded (retransmission of the timed range)
+  uint16_t fast_retx;     // fast-retransmit / recovery episodes
+  uint16_t timeouts;      // RTO episodes
+  uint16_t ece;           // ACKs with ECE (receiver saw CE marks)
+  uint16_t gaps;          // holes opened (data lost or reordered before the switch)
+  uint16_t fills;         // segments filling such a hole (first seen here)
+  uint16_t guest_off;     // timed segments sent to a guest that was not running / ring full
+  uint32_t recover;       // nxt at entry to recovery / loss
+  uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
+  uint32_t hole_lo, hole_hi;
+};
+
+struct MonCold {
+  MonSide side[2];       // by key endpoint
+  MonDirCold d[2];       // by sending endpoint
+  uint16_t port[2];      // switch port each endpoint was seen on
+  uint8_t role[2];       // Role
+  uint8_t midstream;
+  uint8_t pad[3];
+};
+
+// Tunables ([stages.monitor]).
+struct MonParams {
+  uint32_t guest_stall_us = 2000;  // gap beyond the guest's usual answer time that counts as guest delay
+  uint32_t rto_min_ms = 200;       // the senders' RTO floor (Linux default)
+  uint32_t dupthresh = 3;
+  // Also time a receiver's side from its timestamp echoes (several samples
+  // per RTT, ms-granular TSvals, echo rules of delayed ACKs); off: Karn only.
+  bool ts_receiver_samples = false;
+};
+
+// Per-packet results the stage turns into counters.
+struct MonOut {
+  uint8_t rtt_sample : 1, ts_sample : 1, retrans : 1, spurious : 1, dupack : 1, fast_retx : 1, timeout : 1,
+      karn_skip : 1;
+  uint8_t guest_delay : 1, hole_fill : 1, gap : 1, phase_change : 1, probe_guest : 1, init_port : 1;
+};
+
+inline uint32_t mon_time_nz(uint32_t t) { return t ? t : 1; }
+
+inline void mon_reset(MonConn& h, MonCold& c) {
+  h = MonConn{};
+  c = MonCold{};
+  c.port[0] = c.port[1] = 0xffff;
+}
+
+// Adds elapsed time to one limit state's total.
+inline void mon_add_lim(MonDirCold& dc, uint8_t lim, uint32_t us) {
+  uint32_t f = dc.lim_frac_us[lim] + us;
+  dc.lim_ms[lim] += f / 1000;
+  dc.lim_frac_us[lim] = f % 1000;
+}
+
+// Gains of one sample that stands for n per-ACK samples of the sender's own
+// estimator (RFC 6298 gains applied n times: 1 - (7/8)^n and 1 - (3/4)^n,
+// Q16). The switch times one segment per RTT while a Linux sender updates
+// srtt on every ACK; without this the monitor's srtt would lag by ~8 RTTs.
+inline uint32_t mon_gain_q16(uint32_t n, uint32_t keep_num, uint32_t keep_shift) {
+  uint64_t keep = 1u << 16;
+  for (uint32_t i = 0; i < std::min<uint32_t>(n, 64) && keep; ++i) keep = (keep * keep_num) >> keep_shift;
+  return static_cast<uint32_t>((1u << 16) - keep);
+}
+
+// acks: how many ACKs the sender saw for this one sample (>= 1).
+inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint32_t acks = 1) {
+  if (s.n == 0 || r < s.min) s.min = r;
+  s.max = std::max(s.max, r);
+  if (full) {
+    if (s.n == 0) {
+      s.srtt = r;
+      s.var = r / 2;
+    } else {
+      const uint32_t err = r > s.srtt ? r - s.srtt : s.srtt - r;
+      // Capped: one timed segment is a noisier sample than the sender's many.
+      const uint32_t n = std::clamp<uint32_t>(acks, 1, 8);
+      const int64_t gv = n == 1 ? (1 << 14) : mon_gain_q16(n, 3, 2);  // 1/4
+      const int64_t gs = n == 1 ? (1 << 13) : mon_gain_q16(n, 7, 3);  // 1/8
+      s.var = static_cast<uint32_t>(int64_t(s.var) + ((int64_t(err) - int64_t(s.var)) * gv >> 16));
+      s.srtt = static_cast<uint32_t>(int64_t(s.srtt) + ((int64_t(r) - int64_t(s.srtt)) * gs >> 16));
+    }
+    ++s.n;
+  } else if (s.n == 0) {  // a bound only: still give the estimator a starting point
+    s.srtt = r;
+    s.var = r / 2;
+    ++s.n;
+  } else {
+    s.srtt = std::min(s.srtt, r);  // may only pull the estimate down
+  }
+  if (guest) {
+    const uint32_t ex = r - s.min;
+    s.gex_avg = s.gex_avg - s.gex_avg / 8 + ex / 8;
+    s.gex_max = std::max(s.gex_max, ex);
+  }
+}
+
+// Refreshes the hot thresholds of direction `snd` after a side estimate moved.
+inline void mon_refresh(MonConn& h, const MonCold& c, uint8_t snd, const MonParams& p) {
+  MonDir& d = h.d[snd];
+  const MonSide& ss = c.side[snd];
+  const MonSide& rs = c.side[snd ^ 1];
+  const uint32_t e2e = ss.srtt + rs.srtt;
+  const uint32_t var = ss.var + rs.var;
+  d.win_len = std::max<uint32_t>(e2e, 200);
+  d.thr_up = static_cast<uint16_t>(std::clamp<uint32_t>(2 * ss.min + 150, 150, 60000));
+  const uint32_t rto_us = std::max<uint32_t>((e2e + 4 * var), p.rto_min_ms * 900);  // 90 % of the floor
+  d.rto_ms = static_cast<uint16_t>(std::min<uint32_t>(rto_us / 1000, 60000));
+}
+
+// What a direction is limited by right now (after the event was applied).
+inline uint8_t mon_limit_state(const MonDir& d, uint32_t rwnd, uint32_t mss) {
+  const uint32_t flight = d.nxt - d.una;
+  if (!(d.flags & dflag::kSeq) || !(d.flags & dflag::kAck) || flight == 0 || flight > 0x7fffffffu)
+    return kLimSender;  // nothing outstanding: the sender had nothing to send
+  if (uint64_t(flight) + mss >= rwnd) return kLimRwnd;
+  if (d.phase == kRecovery || d.phase == kLoss) return kLimNetwork;
+  return d.clocked >= 128 ? kLimNetwork : kLimSender;
+}
+
+// Environment of the inference: port roles and guest ring probes. The stage
+// implements it over the Datapath; tests fake it.
+//   uint8_t role(uint16_t port);
+//   bool guest_off(uint16_t port);   // guest not running / its ring full now
+
+// The per-packet inference. h/c: the connection's state; s/r: the packet as
+// tracked by the flow table; conn: the table's entry (window scales, MSS);
+// now_us: batch time (never 0); in_port: ingress port.
+template <typename Env>
+inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const TrackResult& r, const TcpConn& conn,
+                         uint32_t now_us, uint16_t in_port, Env& env, const MonParams& p) {
+  using net::Seq;
+  MonOut o{};
+  const uint8_t S = r.dir & 1, R = S ^ 1;
+  MonDir& fw = h.d[S];  // direction of this packet's data
+  MonDir& rv = h.d[R];  // direction this packet's ACK acknowledges
+  if (r.events & kEvCreated) {
+    mon_reset(h, c);
+    c.midstream = (r.events & kEvMidstream) ? 1 : 0;
+    const uint8_t ph = c.midstream ? kPhaseUnknown : kSlowStart;
+    h.d[0].phase = h.d[1].phase = ph;
+    h.d[0].win_len = h.d[1].win_len = 200;
+    h.d[0].thr_up = h.d[1].thr_up = 500;
+    h.d[0].rto_ms = h.d[1].rto_ms = static_cast<uint16_t>(std::min<uint32_t>(p.rto_min_ms, 60000));
+    h.d[0].win_t = h.d[1].win_t = h.d[0].lim_since = h.d[1].lim_since = now_us;
+  }
+  if (!(fw.flags & dflag::kSeen)) {  // first packet from this endpoint: learn its port and role
+    fw.flags |= dflag::kSeen;
+    c.port[S] = in_port;
+    c.role[S] = env.role(in_port);
+    if (c.role[S] == kRoleGuest) {
+      fw.flags |= dflag::kSndGuest;
+      rv.flags |= dflag::kRcvGuest;
+    }
+    o.init_port = 1;
+  }
+  const TcpDirState& snd_st = conn.d[S];
+  const TcpDirState& rcv_st = conn.d[R];
+  // Before this packet's ACK is applied: did R have data outstanding toward S?
+  const bool peer_had_flight =
+      (rv.flags & dflag::kSeq) && (rv.flags & dflag::kAck) && Seq(rv.nxt) > Seq(rv.una);
+
+  // ---- the ACK: acknowledges direction R -> S ----
+  if (s.has_ack() && !s.rst()) {
+    MonDir& d = rv;
+    MonDirCold& dc = c.d[R];
+    const bool had_evt = d.last_evt != 0;
+    // Guest override: the receiver S is a guest and left data unacknowledged
+    // for much longer than it usually takes to answer.
+    const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
+    const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
+    if ((d.flags & dflag::kRcvGuest) && owed && gap > p.guest_stall_us + c.side[S].min) {
+      mon_add_lim(dc, d.lim, d.last_evt - d.lim_since);
+      mon_add_lim(dc, kLimGuest, gap);
+      d.lim_since = now_us;
+      o.guest_delay = 1;
+    }
+    if (!(d.flags & dflag::kAck)) {
+      d.una = s.ack;
+      d.flags |= dflag::kAck;
+      if (!(d.flags & dflag::kSeq)) d.nxt = s.ack;
+    } else if (Seq(s.ack) > Seq(d.una)) {
+      d.una = s.ack;
+      if (Seq(d.una) > Seq(d.nxt)) d.nxt = d.una;  // acks what we never saw (mid-stream)
+      d.dupacks = 0;
+      if (d.acks < 255) ++d.acks;
+      d.last_ack = now_us;
+      d.flags |= dflag::kLastAck;
+      if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
+        mon_side_sample(c.side[S], now_us - d.rtt_t, c.role[S] == kRoleGuest, true, d.acks);
+        d.acks = 0;
+        d.rtt_t = 0;
+        d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
+        mon_refresh(h, c, R, p);
+        mon_refresh(h, c, S, p);
+        o.rtt_sample = 1;
+      }
+      if ((d.phase == kRecovery || d.phase == kLoss) && Seq(s.ack) >= Seq(dc.recover)) {
+        d.phase = d.phase == kRecovery ? kCongAvoid : kSlowStart;
+        o.phase_change = 1;
+      }
+    } else if (s.ack == d.una && s.payload_len == 0 && !s.syn() && !s.fin() && Seq(d.nxt) > Seq(d.una)) {
+      if (d.dupacks < 255) ++d.dupacks;
+      ++dc.dupacks;
+      o.dupack = 1;
+      if (d.dupacks == p.dupthresh && d.phase != kRecovery && d.phase != kLoss) {
+        d.phase = kRecovery;
+        dc.recover = d.nxt;
+        dc.ssthresh = std::max<uint32_t>((d.nxt - d.una) / 2, 2u * rcv_st.mss);
+        ++dc.fast_retx;
+        o.fast_retx = o.phase_change = 1;
+      }
+    }
+    if (s.flags & net::tcpflag::kEce) ++dc.ece;
+    if (had_evt || (d.flags & dflag::kSeq)) d.last_evt = now_us;
+  }
+
+  // ---- timestamp echo: side RTT of S (S answers the TSval R sent) ----
+  // The first packet with TSval w passed toward S at ts_t; S's first packet
+  // echoing w closes the sample. If S is acknowledging R's data this is S's
+  // side as a receiver (like a Karn sample, but about one per TSval tick, so
+  // several per RTT). If S is sending data, it also contains S's response
+  // time (cwnd room, TCP small queues, the application): only the minimum of
+  // each group of kTsGroup enters the estimator. TSvals tick in ms at most
+  // senders: a sample can be late by the spacing of two segments.
+  if (s.opts.has(net::kOptTs)) {
+    if (fw.ts_t && s.opts.ts_ecr == fw.ts_w) {
+      const uint32_t r = now_us - fw.ts_t;
+      const bool sending = s.payload_len > 0 ||
+                           ((fw.flags & dflag::kSeq) && (fw.flags & dflag::kAck) && Seq(fw.nxt) > Seq(fw.una));
+      if (p.ts_receiver_samples && peer_had_flight && s.payload_len == 0) {
+        if (!o.rtt_sample) {  // the same ACK already gave a Karn sample
+          mon_side_sample(c.side[S], r, c.role[S] == kRoleGuest, true, rv.acks);
+          rv.acks = 0;
+          mon_refresh(h, c, R, p);
+          mon_refresh(h, c, S, p);
+          o.ts_sample = 1;
+        }
+      } else if (sending) {
+        MonSide& sd = c.side[S];
+        sd.wmin = sd.wn ? std::min(sd.wmin, r) : r;
+        if (++sd.wn >= kTsGroup || sd.n == 0) {
+          // A sender that is not backlogged answers when its application
+          // writes: such a sample only bounds the minimum.
+          mon_side_sample(sd, sd.wmin, c.role[S] == kRoleGuest, fw.lim != kLimSender,
+                          std::max<uint32_t>(1, (fw.nxt - fw.una) / (2 * std::max<uint32_t>(snd_st.mss, 536))));
+          sd.wn = 0;
+          mon_refresh(h, c, S, p);
+          mon_refresh(h, c, R, p);
+        }
+        o.ts_sample = 1;
+      }
+      fw.ts_t = 0;
+    } else if (fw.ts_t && Seq(s.opts.ts_ecr) > Seq(fw.ts_w)) {
+      fw.ts_t = 0;  // echoes something newer: this one is lost
+    }
+    if (!rv.ts_t && s.opts.ts_val != rv.ts_w) {  // R will echo S's TSval
+      rv.ts_w = s.opts.ts_val;
+      rv.ts_t = now_us;
+    }
+  }
+
+  // ---- the data: direction S -> R ----
+  const uint32_t len = s.seq_len();
+  if (len > 0 && !s.rst()) {
+    MonDir& d = fw;
+    MonDirCold& dc = c.d[S];
+    const uint32_t gap = d.last_evt ? now_us - d.last_evt : 0;
+    if ((d.flags & dflag::kSndGuest) && (d.flags & dflag::kLastAck) && gap > p.guest_stall_us + c.side[S].min &&
+        uint64_t(d.nxt - d.una) + snd_st.mss <= rcv_st.win) {
+      // The guest sender had an ACK (room to send) and did not answer for a
+      // long time: it was not running.
+      mon_add_lim(dc, d.lim, d.last_evt - d.lim_since);
+      mon_add_lim(dc, kLimGuest, gap);
+      d.lim_since = now_us;
+      o.guest_delay = 1;
+    }
+    const Seq seq(s.seq), end = Seq(s.seq) + len;
+    if (!(d.flags & dflag::kSeq)) {
+      d.nxt = end.raw();
+      d.flags |= dflag::kSeq;
+      if (!(d.flags & dflag::kAck)) {
+        d.una = s.seq;
+        d.flags |= dflag::kAck;
+      }
+      if (!d.rtt_t) {
+        d.rtt_t = now_us;
+        d.rtt_end = end.raw();
+        d.acks = 0;
+        o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
+      }
+    } else if (seq < Seq(d.nxt)) {
+      const Seq top = Seq::min(end, Seq(d.nxt));
+      const bool fill = (d.flags & dflag::kHole) && seq >= Seq(dc.hole_lo) && seq < Seq(dc.hole_hi);
+      if (fill) {
+        ++dc.fills;
+        o.hole_fill = 1;
+        if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
+        if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
+      } else {
+        const uint32_t bytes = static_cast<uint32_t>(top - seq);
+        // Wire segments: the sender's MSS bounds a TSO / GRO super-packet's segments.
+        uint32_t seg = s.seg_size ? s.seg_size : snd_st.mss;
+        if (snd_st.mss && seg > snd_st.mss) seg = snd_st.mss;
+        seg = std::max<uint32_t>(seg, 1);
+        const uint32_t segs = std::max<uint32_t>(1, (bytes + seg - 1) / seg);
+        dc.retrans += segs;
+        o.retrans = 1;
+        if (Seq(d.una) >= end && (d.flags & dflag::kAck)) {  // its ACK already went by: pseudo-congestion
+          dc.spurious += segs;
+          o.spurious = 1;
+        }
+        if (d.rtt_t && seq < Seq(d.rtt_end)) {  // Karn: the timed range is ambiguous now
+          d.rtt_t = 0;
+          ++dc.karn_skipped;
+          o.karn_skip = 1;
+        }
+        // Episodes: a head retransmission after RTO-long silence is a
+        // timeout (also in recovery, and each backed-off one again); one
+        // after duplicate ACKs opens a fast-retransmit recovery.
+        const uint32_t silence = d.last_evt ? now_us - d.last_evt : 0;
+        if (seq == Seq(d.una) && silence >= uint32_t(d.rto_ms) * 1000u) {
+          if (d.phase != kLoss) dc.ssthresh = std::max<uint32_t>(std::max(d.fl_max, d.fl_prev) / 2, 2u * snd_st.mss);
+          d.phase = kLoss;
+          ++dc.timeouts;
+          o.timeout = o.phase_change = 1;
+          dc.recover = Seq::max(end, Seq(d.nxt)).raw();
+        } else if (d.phase != kRecovery && d.phase != kLoss && d.dupacks > 0) {
+          d.phase = kRecovery;
+          ++dc.fast_retx;
+          dc.ssthresh = std::max<uint32_t>(std::max(d.fl_max, d.fl_prev) / 2, 2u * snd_st.mss);
+          dc.recover = d.nxt;
+          o.fast_retx = o.phase_change = 1;
+        }
+      }
+      if (end > Seq(d.nxt)) d.nxt = end.raw();
+    } else {  // new data
+      if (seq > Seq(d.nxt)) {
+        ++dc.gaps;
+        o.gap = 1;
+        if (!(d.flags & dflag::kHole)) {
+          d.flags |= dflag::kHole;
+          dc.hole_lo = d.nxt;
+          dc.hole_hi = s.seq;
+        }
+      }
+      const bool prompt = d.last_evt && gap <= d.thr_up;
+      d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
+      d.nxt = end.raw();
+      if (!d.rtt_t) {
+        d.rtt_t = now_us;
+        d.rtt_end = end.raw();
+        d.acks = 0;
+        o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
+      }
+    }
+    d.flags &= static_cast<uint8_t>(~dflag::kLastAck);
+    d.last_evt = now_us;
+  }
+
+  // ---- per-direction bookkeeping: windows, phase, limit state ----
+  for (uint8_t k = 0; k < 2; ++k) {
+    MonDir& d = h.d[k];
+    const bool touched = (k == S && len > 0) || (k == R && s.has_ack());
+    if (!touched || !(d.flags & dflag::kSeq) || !(d.flags & dflag::kAck)) continue;
+    MonDirCold& dc = c.d[k];
+    const uint32_t flight = Seq(d.nxt) > Seq(d.una) ? d.nxt - d.una : 0;
+    d.fl_max = std::max(d.fl_max, flight);
+    if (now_us - d.win_t >= d.win_len) {
+      const uint32_t win_us = now_us - d.win_t;
+      dc.rate_kbps = static_cast<uint32_t>(uint64_t(d.una - dc.una_win) * 8000 / std::max<uint32_t>(win_us, 1));
+      dc.una_win = d.una;
+      dc.max_flight = std::max(dc.max_flight, d.fl_max);
+      const bool backlogged = d.clocked >= 128 && d.lim != kLimRwnd;
+      if (backlogged && d.fl_prev > 0) {
+        const bool growing = uint64_t(d.fl_max) * 4 >= uint64_t(d.fl_prev) * 6;  // >= 1.5x per RTT
+        if (d.phase == kPhaseUnknown) {
+          d.phase = growing ? kSlowStart : kCongAvoid;
+          o.phase_change = 1;
+        } else if (d.phase == kSlowStart &&
+                   (!growing || (dc.ssthresh && d.fl_max >= dc.ssthresh))) {
+          d.phase = kCongAvoid;
+          o.phase_change = 1;
+        }
+      }
+      d.fl_prev = d.fl_max;
+      d.fl_max = flight;
+      d.win_t = now_us;
+    }
+    const TcpDirState& rcv = conn.d[k ^ 1];
+    const uint32_t rwnd = (rcv.flags & dirflag::kWinValid) ? rcv.win : 0xffffffffu;
+    const uint32_t mss = std::max<uint32_t>(conn.d[k].mss, 536);
+    const uint8_t st = mon_limit_state(d, rwnd, mss);
+    if (st != d.lim) {
+      mon_add_lim(dc, d.lim, now_us - d.lim_since);
+      d.lim = st;
+      d.lim_since = now_us;
+    }
+  }
+  return o;
+}
+
+}  // namespace vsw::mon

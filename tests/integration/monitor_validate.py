@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Monitor-stage validation helper: traffic, paired sampling, comparison.
+
+Used by tests/integration/monitor_validation.sh (CI) and
+bench/monitor/validate.sh (longer runs that write docs/monitor.md).
+
+  recv    --port P [--rcvbuf B] [--timeout S]          sink: accept, read, discard
+  send    --host H --port P [--seconds S | --bytes N] [--conns K] [--rate-mbit R] [--sndbuf B]
+  sample  --ns NS --ctl 'VSWITCHCTL -s SOCK' --local IP --remote IP --seconds S --label L --out FILE
+          pairs `ss -tin` in the sender namespace with `vswitchctl --json tcp-flows`, taken
+          concurrently every --interval seconds, for every connection local -> remote
+  compare --samples FILE [--counts FILE] --out-json FILE [--out-md FILE] [--cmd TEXT]
+          agreement per scenario (label prefix before ':' is the kind)
+
+Reference verdict per interval, from Linux tcp_info deltas (ss: busy, rwnd_limited,
+sndbuf_limited, app_limited): receiver_window if rwnd-limited more than half of the
+interval; else sender if the socket was idle (not busy) more than half of it or the
+stack flagged app_limited at both ends of it; else network (cwnd-limited). The monitor
+verdict for the same interval is the state with the largest increase of limited_ms.
+"""
+import argparse
+import json
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+
+# ---------------------------------------------------------------- traffic
+
+def cmd_recv(a):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if a.rcvbuf:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)  # inherited by accepted sockets
+    srv.bind(("0.0.0.0", a.port))
+    srv.listen(64)
+    srv.settimeout(a.timeout)
+    end = time.time() + a.timeout
+
+    def drain(c):
+        with c:
+            while c.recv(1 << 16):
+                pass
+
+    while time.time() < end:
+        try:
+            c, _ = srv.accept()
+        except socket.timeout:
+            break
+        threading.Thread(target=drain, args=(c,), daemon=True).start()
+
+
+def cmd_send(a):
+    buf = b"\0" * 16384
+    for _ in range(a.conns):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if a.sndbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, a.sndbuf)
+        s.connect((a.host, a.port))
+        sent, t0 = 0, time.time()
+        while True:
+            if a.bytes and sent >= a.bytes:
+                break
+            if a.seconds and time.time() - t0 >= a.seconds:
+                break
+            n = len(buf) if not a.bytes else min(len(buf), a.bytes - sent)
+            s.sendall(buf[:n])
+            sent += n
+            if a.rate_mbit:
+                ahead = sent * 8 / (a.rate_mbit * 1e6) - (time.time() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(10)
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+        s.close()
+
+
+# ---------------------------------------------------------------- sampling
+
+SS_KV = re.compile(r"([a-z_]+):(\S+)")
+
+
+def parse_ss(text):
+    """ss -tinH output -> {(laddr, lport, raddr, rport): fields}"""
+    out, key = {}, None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            f = line.split()
+            if len(f) >= 5:
+                la, lp = f[3].rsplit(":", 1)
+                ra, rp = f[4].rsplit(":", 1)
+                key = (la, int(lp), ra, int(rp))
+            continue
+        if key is None:
+            continue
+        d = {}
+        for k, v in SS_KV.findall(line):
+            d[k] = v
+        d["app_limited"] = " app_limited" in line
+        m = re.search(r"delivery_rate (\S+?)bps", line)
+        if m:
+            d["delivery_rate"] = m.group(1)
+        out[key] = d
+        key = None
+    return out
+
+
+def ms_of(v):
+    """'1234ms' or '12ms(3.4%)' -> 1234.0"""
+    m = re.match(r"([\d.]+)ms", v or "")
+    return float(m.group(1)) if m else 0.0
+
+
+def ss_fields(d):
+    r = {}
+    if "rtt" in d:
+        a, b = d["rtt"].split("/")
+        r["rtt_us"], r["rttvar_us"] = float(a) * 1000, float(b) * 1000
+    for k in ("cwnd", "mss", "unacked", "ssthresh", "bytes_acked", "bytes_sent", "bytes_retrans"):
+        if k in d:
+            r[k] = int(d[k])
+    if "retrans" in d:
+        r["retrans_now"], r["retrans_total"] = (int(x) for x in d["retrans"].split("/"))
+    r["busy_ms"] = ms_of(d.get("busy"))
+    r["rwnd_limited_ms"] = ms_of(d.get("rwnd_limited"))
+    r["sndbuf_limited_ms"] = ms_of(d.get("sndbuf_limited"))
+    r["app_limited"] = d.get("app_limited", False)
+    return r
+
+
+def cmd_sample(a):
+    ctl = a.ctl.split()
+    end = time.time() + a.seconds
+    with open(a.out, "a") as out:
+        while time.time() < end:
+            t = time.time()
+            p_ss = subprocess.Popen(["ip", "netns", "exec", a.ns, "ss", "-tinH", "dst", a.remote],
+                                    stdout=subprocess.PIPE, text=True)
+            p_mon = subprocess.Popen(ctl + ["--json", "tcp-flows", "addr=" + a.local, "top=64"],
+                                     stdout=subprocess.PIPE, text=True)
+            ss_out, _ = p_ss.communicate(timeout=10)
+            mon_out, _ = p_mon.communicate(timeout=10)
+            try:
+                mon = json.loads(mon_out)
+            except ValueError:
+                mon = {"flows": []}
+            ss = parse_ss(ss_out)
+            dirs = {}
+            for f in mon.get("flows", []):
+                for d in f["dirs"]:
+                    sa, sp = d["src"].rsplit(":", 1)
+                    da, dp = d["dst"].rsplit(":", 1)
+                    if sa == a.local:
+                        dirs[(sa, int(sp), da, int(dp))] = dict(d, id=f["id"], state=f["state"])
+            for key, s in ss.items():
+                if key in dirs and key[0] == a.local:
+                    m = dirs[key]
+                    if m["bytes"] < 1 or s.get("bytes_acked") == "0":
+                        continue
+                    rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": ss_fields(s), "mon": m}
+                    out.write(json.dumps(rec) + "\n")
+            out.flush()
+            time.sleep(max(0.0, a.interval - (time.time() - t)))
+
+
+# ---------------------------------------------------------------- comparison
+
+def ref_verdict(s0, s1, dt_ms):
+    d_rwnd = s1["rwnd_limited_ms"] - s0["rwnd_limited_ms"]
+    d_busy = s1["busy_ms"] - s0["busy_ms"]
+    if d_rwnd > 0.5 * dt_ms:
+        return "receiver_window"
+    if d_busy < 0.5 * dt_ms or (s0["app_limited"] and s1["app_limited"]):
+        return "sender"
+    return "network"
+
+
+def mon_verdict(m0, m1):
+    lm0, lm1 = m0["limited_ms"], m1["limited_ms"]
+    deltas = {k: lm1[k] - lm0.get(k, 0) for k in lm1}
+    return max(deltas, key=deltas.get)
+
+
+def within(m, ref, rel, abs_):
+    return abs(m - ref) <= max(rel * abs(ref), abs_)
+
+
+def cmd_compare(a):
+    recs = [json.loads(l) for l in open(a.samples)]
+    counts = [json.loads(l) for l in open(a.counts)] if a.counts else []
+    scen = {}
+    for r in recs:
+        scen.setdefault(r["label"], []).append(r)
+    rows, result = [], {"scenarios": {}}
+    for label, rs in scen.items():
+        kind = label.split(":")[0]
+        by_conn = {}
+        for r in rs:
+            by_conn.setdefault(r["conn"], []).append(r)
+        rtt_ok = rtt_n = fl_ok = fl_n = 0
+        rtt_err, fl_ratio, cw_ratio = [], [], []
+        v_ok = v_n = 0
+        verdicts = {}
+        for conn, seq in list(by_conn.items()):
+            seq.sort(key=lambda r: r["t"])
+            if max(r["ss"].get("bytes_acked", 0) for r in seq) < a.min_bytes:
+                del by_conn[conn]  # e.g. iperf3's control connection
+                continue
+            for r in seq:
+                s, m = r["ss"], r["mon"]
+                if "rtt_us" in s and m["rtt_us"] > 0:
+                    rtt_n += 1
+                    rtt_ok += within(m["rtt_us"], s["rtt_us"], 0.10, 100)
+                    rtt_err.append(abs(m["rtt_us"] - s["rtt_us"]) / max(s["rtt_us"], 1))
+                if kind in ("bulk", "lossy") and s.get("unacked") and s.get("mss"):
+                    ref = s["unacked"] * s["mss"]
+                    fl_n += 1
+                    fl = m.get("flight_sender_est", m["flight"])
+                    fl_ok += within(fl, ref, 0.10, 0)
+                    fl_ratio.append(fl / ref)
+                    if s.get("cwnd"):
+                        cw_ratio.append(m["cwnd_lb"] / (s["cwnd"] * s["mss"]))
+            for r0, r1 in zip(seq, seq[1:]):
+                dt = (r1["t"] - r0["t"]) * 1000
+                if dt <= 0:
+                    continue
+                rv, mv = ref_verdict(r0["ss"], r1["ss"], dt), mon_verdict(r0["mon"], r1["mon"])
+                v_n += 1
+                v_ok += rv == mv
+                verdicts[(rv, mv)] = verdicts.get((rv, mv), 0) + 1
+        med = lambda v: statistics.median(v) if v else float("nan")
+        sc = {
+            "kind": kind, "connections": len(by_conn), "samples": sum(len(v) for v in by_conn.values()),
+            "rtt_within": rtt_ok / rtt_n if rtt_n else None, "rtt_median_rel_err": med(rtt_err),
+            "flight_within": fl_ok / fl_n if fl_n else None, "flight_ratio_median": med(fl_ratio),
+            "cwnd_lb_ratio_median": med(cw_ratio),
+            "verdict_agree": v_ok / v_n if v_n else None, "intervals": v_n,
+            "verdicts": {"%s/%s" % k: n for k, n in verdicts.items()},
+        }
+        for c in counts:
+            if c["label"] == label:
+                sc["retrans_linux"] = c["linux_retrans"]
+                sc["retrans_monitor"] = c["monitor_retrans"]
+                sc.update({k: v for k, v in c.items() if k not in ("label",)})
+        result["scenarios"][label] = sc
+    json.dump(result, open(a.out_json, "w"), indent=2)
+    if a.out_md:
+        pct = lambda v: "—" if v is None else "%.0f %%" % (100 * v)
+        num = lambda v: "—" if v is None or v != v else "%.2f" % v
+        lines = [
+            "| scenario | conns | samples | RTT within 10 %/100 µs | median RTT error | flight within 10 % "
+            "| median flight ratio | median cwnd_lb/cwnd | limited-by agreement (intervals) | retrans Linux / monitor |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for label, sc in result["scenarios"].items():
+            rt = "%s / %s" % (sc.get("retrans_linux", "—"), sc.get("retrans_monitor", "—"))
+            lines.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s (%d) | %s |" % (
+                label, sc["connections"], sc["samples"], pct(sc["rtt_within"]),
+                "—" if sc["rtt_median_rel_err"] != sc["rtt_median_rel_err"] else "%.1f %%" % (100 * sc["rtt_median_rel_err"]),
+                pct(sc["flight_within"]), num(sc["flight_ratio_median"]), num(sc["cwnd_lb_ratio_median"]),
+                pct(sc["verdict_agree"]), sc["intervals"], rt))
+        lines.append("")
+        lines.append("Verdict pairs (Linux reference / monitor): " + "; ".join(
+            "%s: %s" % (l, ", ".join("%s %d" % kv for kv in sc["verdicts"].items()))
+            for l, sc in result["scenarios"].items()))
+        if a.produced_by:
+            lines.append("")
+            lines.append("Produced by `%s`." % a.produced_by)
+        open(a.out_md, "w").write("\n".join(lines) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def cmd_counts(a):
+    """Sums the monitor's closed-connection records (export file) of one scenario
+    (connections local -> *:dport) against the Linux counters of the sender namespace."""
+    mon = {"monitor_retrans": 0, "monitor_spurious": 0, "monitor_timeouts": 0, "monitor_fast_retx": 0, "records": 0}
+    for line in open(a.export):
+        r = json.loads(line)
+        for d in r["dirs"]:
+            sa, sp = d["src"].rsplit(":", 1)
+            da, dp = d["dst"].rsplit(":", 1)
+            if sa == a.local and int(dp) == a.dport:
+                mon["records"] += 1
+                mon["monitor_retrans"] += d["retrans"]
+                mon["monitor_spurious"] += d["spurious_retrans"]
+                mon["monitor_timeouts"] += d["timeouts"]
+                mon["monitor_fast_retx"] += d["fast_retx"]
+    rec = dict(label=a.label, linux_retrans=a.linux_retrans, linux_timeouts=a.linux_timeouts, **mon)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(json.dumps(rec))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sp = p.add_subparsers(dest="sub", required=True)
+    r = sp.add_parser("recv")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--rcvbuf", type=int, default=0)
+    r.add_argument("--timeout", type=float, default=60)
+    s = sp.add_parser("send")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--seconds", type=float, default=0)
+    s.add_argument("--bytes", type=int, default=0)
+    s.add_argument("--conns", type=int, default=1)
+    s.add_argument("--rate-mbit", type=float, default=0)
+    s.add_argument("--sndbuf", type=int, default=0)
+    m = sp.add_parser("sample")
+    m.add_argument("--ns", required=True)
+    m.add_argument("--ctl", required=True)
+    m.add_argument("--local", required=True)
+    m.add_argument("--remote", required=True)
+    m.add_argument("--seconds", type=float, required=True)
+    m.add_argument("--interval", type=float, default=0.5)
+    m.add_argument("--label", required=True)
+    m.add_argument("--out", required=True)
+    c = sp.add_parser("compare")
+    c.add_argument("--samples", required=True)
+    c.add_argument("--counts")
+    c.add_argument("--out-json", required=True)
+    c.add_argument("--out-md")
+    c.add_argument("--cmd", dest="produced_by")
+    c.add_argument("--min-bytes", type=int, default=65536)
+    k = sp.add_parser("counts")
+    k.add_argument("--export", required=True)
+    k.add_argument("--local", required=True)
+    k.add_argument("--dport", type=int, required=True)
+    k.add_argument("--label", required=True)
+    k.add_argument("--linux-retrans", type=int, required=True)
+    k.add_argument("--linux-timeouts", type=int, default=0)
+    k.add_argument("--out", required=True)
+    a = p.parse_args()
+    {"recv": cmd_recv, "send": cmd_send, "sample": cmd_sample, "compare": cmd_compare, "counts": cmd_counts}[a.sub](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
