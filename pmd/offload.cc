@@ -94,9 +94,6 @@ unsigned fixup_for_egress(rte_mbuf* m, uint64_t caps, rte_gso_ctx& gso, rte_mbuf
       rte_pktmbuf_free(m);
       c.tx_sw_gso.add();
       for (int i = 0; i < n; ++i) {
-        // rte_gso allocates the segment headers: their dynfield is stale, and
-        // no segment can stand for the whole packet in a transmit notification.
-        meta(out[i]).notify_stage = 0;
         out[i]->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM | ((out[i]->ol_flags & RTE_MBUF_F_TX_IPV4) ? RTE_MBUF_F_TX_IP_CKSUM : 0);
         sw_checksum(out[i]);
       }

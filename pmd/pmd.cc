@@ -464,6 +464,7 @@ void Pmd::send_txbuf(Port& p, TxBuf& tb) {
   tb.n = 0;
   uint16_t sent = p.tx_burst(index_, tb.pkts, cnt);  // takes ownership of all cnt mbufs
   if (notify) {
+    notified_ = true;
     // Devices take a prefix of the burst: packets [0, sent) went out.
     for (uint16_t k = 0; k < cnt; ++k)
       if (notes[k].stage && notes[k].stage <= stages_.size())
@@ -485,9 +486,12 @@ void Pmd::flush_tx() {
     send_txbuf(*tb.port, tb);
   }
   n_dirty_ = 0;
-  // Packets stages emitted from on_tx (e.g. snoop's early ACKs, sent only once
-  // the guest ring took the data) leave now rather than at the next batch.
-  if (!emitted_.empty() || !emitted_direct_.empty()) {
+  // After transmit notifications, stages get an empty process() call (the end
+  // of the notifications: e.g. snoop sends one coalesced early ACK per
+  // connection), and what stages emitted (sent only once the guest ring took
+  // the data) leaves now rather than at the next batch.
+  if (notified_ || !emitted_.empty() || !emitted_direct_.empty()) {
+    notified_ = false;
     Batch none;
     run_pipeline(none);
     for (uint16_t i = 0; i < n_dirty_; ++i) {

@@ -148,6 +148,7 @@ class Pmd final : public PmdContext {
   std::unique_ptr<TxBuf[]> txbufs_;
   uint16_t dirty_[kMaxPorts];
   uint16_t n_dirty_ = 0;
+  bool notified_ = false;  // transmit notifications were delivered since the last flush
   rte_gso_ctx gso_{};
   std::unique_ptr<BatchFlows> batch_flows_;
   uint64_t last_tick_ = 0;

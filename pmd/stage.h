@@ -73,6 +73,8 @@ class Stage {
   virtual void tick(PmdContext& /*ctx*/, uint64_t /*now_tsc*/) {}
   // Called on the PMD after a burst toward `port` for every packet this stage
   // marked with PktMeta::notify_stage: sent = the device (guest ring) took it.
+  // After the notifications of a flush the PMD calls process() once with an
+  // empty batch, so a stage can act on them together (e.g. one ACK per flow).
   virtual void on_tx(PmdContext& /*ctx*/, uint16_t /*port*/, const uint32_t /*cookie*/[2], uint32_t /*pkt_len*/,
                      bool /*sent*/) {}
   // Control thread, for `stage show`: extra state beyond the counters.

@@ -78,8 +78,7 @@ const std::vector<Command>& commands() {
          return nlohmann::json{{"disabled", arg(a, 0)}};
        }},
       {"tcp-flows", "tcp-flows [sort=bytes|rtt|retrans|age] [top=N] [offset=N] [port=NAME] [addr=IP] | tcp-flows PAGE",
-       "TCP connections seen by the monitor stage: RTT, flight, retransmissions, limited-by (PAGE: 8 compact rows, "
-       "as /vswitch/tcp_flows,PAGE in telemetry)",
+       "monitored TCP connections: RTT, flight, retransmissions, limited-by (PAGE: 8 compact rows)",
        true, true, [](Switch& s, const nlohmann::json& a) { return s.tcp_flows(a); }},
       {"tcp-flow", "tcp-flow PMD:SLOT[:GEN]", "one monitored TCP connection in detail (id from tcp-flows)", true, true,
        [](Switch& s, const nlohmann::json& a) { return s.tcp_flow(a); }},
