@@ -47,26 +47,6 @@ struct Rig {
     st = std::make_unique<SnoopStage>(snoop::config_from_json({{"disabled_ports", {"wire"}}, {"desc_bytes", 0}}),
                                       self);
   }
-  TcpSpec s2g() {
-    TcpSpec t;
-    t.src_ip = 0x0a000001;
-    t.dst_ip = 0x0a000002;
-    t.sport = 40000;
-    t.dport = 5001;
-    return t;
-  }
-  TcpSpec g2s() {
-    TcpSpec t;
-    t.src_ip = 0x0a000002;
-    t.dst_ip = 0x0a000001;
-    t.sport = 5001;
-    t.dport = 40000;
-    return t;
-  }
-  static std::vector<uint8_t> tsopt(uint32_t v, uint32_t e) {
-    return {1, 1, 8, 10, uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v),
-            uint8_t(e >> 24), uint8_t(e >> 16), uint8_t(e >> 8), uint8_t(e)};
-  }
   // Builds a batch (mbufs, parsed, tracked) from frames arriving on in_port.
   uint64_t track_cycles = 0;
   void make_batch(Batch& b, BatchFlows& f, const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port) {
@@ -93,20 +73,20 @@ struct Rig {
   void handshake() {
     Batch b;
     BatchFlows f;
-    TcpSpec syn = s2g();
+    TcpSpec syn = snoop_sender_spec();
     syn.seq = seq - 1;
     syn.flags = net::tcpflag::kSyn;
     syn.options = {2, 4, 5, 0xa8, 1, 3, 3, 7, 1, 1, 4, 2};
-    auto o = tsopt(ts++, 0);
+    auto o = ts_option(ts++, 0);
     syn.options.insert(syn.options.end(), o.begin(), o.end());
     run({FrameBuilder(mac(2), mac(1)).tcp4(syn)}, 0, b, f);
-    TcpSpec sa = g2s();
+    TcpSpec sa = snoop_guest_spec();
     sa.seq = ack_g - 1;
     sa.ack = seq;
     sa.flags = net::tcpflag::kSyn | net::tcpflag::kAck;
     sa.window = 65000;
     sa.options = {2, 4, 5, 0xa8, 1, 3, 3, 10, 1, 1, 4, 2};
-    o = tsopt(ts++, 1);
+    o = ts_option(ts++, 1);
     sa.options.insert(sa.options.end(), o.begin(), o.end());
     run({FrameBuilder(mac(1), mac(2)).tcp4(sa)}, 1, b, f);
   }
@@ -131,22 +111,22 @@ struct Rig {
   std::vector<std::vector<uint8_t>> data_frames(unsigned n) {
     std::vector<std::vector<uint8_t>> v;
     for (unsigned k = 0; k < n; ++k) {
-      TcpSpec t = s2g();
+      TcpSpec t = snoop_sender_spec();
       t.seq = seq;
       t.ack = ack_g;
       t.payload = 1448;
-      t.options = tsopt(ts++, 7);
+      t.options = ts_option(ts++, 7);
       seq += 1448;
       v.push_back(FrameBuilder(mac(2), mac(1)).tcp4(t));
     }
     return v;
   }
   std::vector<uint8_t> guest_ack(uint32_t a) {
-    TcpSpec t = g2s();
+    TcpSpec t = snoop_guest_spec();
     t.seq = ack_g;
     t.ack = a;
     t.window = 60000;  // << 10: plenty
-    t.options = tsopt(ts++, 7);
+    t.options = ts_option(ts++, 7);
     return FrameBuilder(mac(1), mac(2)).tcp4(t);
   }
 };

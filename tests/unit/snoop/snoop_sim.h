@@ -36,6 +36,30 @@
 
 namespace vsw::test {
 
+// The one connection every snoop test and benchmark drives: a sender
+// (10.0.0.1:40000) behind the network port, a guest (10.0.0.2:5001).
+inline TcpSpec snoop_sender_spec() {
+  TcpSpec t;
+  t.src_ip = 0x0a000001;
+  t.dst_ip = 0x0a000002;
+  t.sport = 40000;
+  t.dport = 5001;
+  return t;
+}
+inline TcpSpec snoop_guest_spec() {
+  TcpSpec t;
+  t.src_ip = 0x0a000002;
+  t.dst_ip = 0x0a000001;
+  t.sport = 5001;
+  t.dport = 40000;
+  return t;
+}
+// NOP, NOP, timestamps option (TSval v, TSecr e).
+inline std::vector<uint8_t> ts_option(uint32_t v, uint32_t e) {
+  return {1, 1, 8, 10, uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v),
+          uint8_t(e >> 24), uint8_t(e >> 16), uint8_t(e >> 8), uint8_t(e)};
+}
+
 // A port the simulation drives by hand (kind selectable: vhost-user for the guest).
 class SimPort final : public Port {
  public:
@@ -211,14 +235,14 @@ class SnoopSim {
   uint32_t total_ = 200000;  // bytes to send
 
   std::vector<uint8_t> data_frame(uint32_t seq, uint32_t len, bool fin = false, uint8_t extra_flags = 0) {
-    TcpSpec t = spec_s();
+    TcpSpec t = snoop_sender_spec();
     t.seq = seq;
     t.ack = g_.snd_nxt;
     t.flags = static_cast<uint8_t>(net::tcpflag::kAck | net::tcpflag::kPsh | (fin ? net::tcpflag::kFin : 0) |
                                    extra_flags);
     t.payload = len;
     t.window = 4000;
-    if (o_.ts) t.options = ts_opt(s_.ts++, s_.ts_recent);
+    if (o_.ts) t.options = ts_option(s_.ts++, s_.ts_recent);
     return FrameBuilder(mac(2), mac(1)).tcp4(t);
   }
   uint32_t sent_end() const { return o_.isn_s + 1 + total_; }
@@ -305,7 +329,7 @@ class SnoopSim {
   }
   std::vector<uint8_t> guest_ack(uint32_t payload = 0, bool fin = false) {
     announce();
-    TcpSpec t = spec_g();
+    TcpSpec t = snoop_guest_spec();
     t.seq = g_.snd_nxt;
     t.ack = g_.rcv_nxt;
     t.flags = static_cast<uint8_t>(net::tcpflag::kAck | (fin ? net::tcpflag::kFin : 0) | (payload ? net::tcpflag::kPsh : 0));
@@ -313,7 +337,7 @@ class SnoopSim {
     t.payload = payload;
     g_.snd_nxt += payload + (fin ? 1 : 0);
     std::vector<uint8_t> opts;
-    if (o_.ts) opts = ts_opt(g_.ts++, g_.ts_recent);
+    if (o_.ts) opts = ts_option(g_.ts++, g_.ts_recent);
     if (o_.sack && !g_.ooo.empty()) {
       std::vector<uint8_t> s = {1, 1, 5, 0};
       unsigned nb = 0;
@@ -380,7 +404,7 @@ class SnoopSim {
   void handshake() {
     std::vector<uint8_t> o;
     if (!o_.midstream) {
-      TcpSpec syn = spec_s();
+      TcpSpec syn = snoop_sender_spec();
       syn.seq = o_.isn_s;
       syn.flags = net::tcpflag::kSyn;
       syn.options = syn_opts(7);
@@ -389,7 +413,7 @@ class SnoopSim {
     }
     // SYN-ACK (or, mid-stream, a plain ACK from the guest first).
     announce();
-    TcpSpec sa = spec_g();
+    TcpSpec sa = snoop_guest_spec();
     sa.seq = o_.midstream ? g_.snd_nxt : o_.isn_g;
     sa.ack = g_.rcv_nxt;
     sa.flags = static_cast<uint8_t>(net::tcpflag::kAck | (o_.midstream ? 0 : net::tcpflag::kSyn));
@@ -400,15 +424,15 @@ class SnoopSim {
       g_.right = g_.rcv_nxt + sa.window;  // the SYN-ACK window is unscaled
       model_right_ = g_.right;
     } else if (o_.ts) {
-      sa.options = ts_opt(g_.ts++, 0);
+      sa.options = ts_option(g_.ts++, 0);
     }
     deliver({FrameBuilder(mac(1), mac(2)).tcp4(sa)}, kVm);
     if (!o_.midstream) {
-      TcpSpec a = spec_s();
+      TcpSpec a = snoop_sender_spec();
       a.seq = s_.nxt;
       a.ack = g_.snd_nxt;
       a.flags = net::tcpflag::kAck;
-      if (o_.ts) a.options = ts_opt(s_.ts++, s_.ts_recent);
+      if (o_.ts) a.options = ts_option(s_.ts++, s_.ts_recent);
       deliver({FrameBuilder(mac(2), mac(1)).tcp4(a)}, kWire);
       clear_ring();
     }
@@ -579,31 +603,11 @@ class SnoopSim {
     if (!s_.right_known || net::Seq(right) > net::Seq(s_.right)) s_.right = right;
     s_.right_known = true;
   }
-  TcpSpec spec_s() const {
-    TcpSpec t;
-    t.src_ip = 0x0a000001;
-    t.dst_ip = 0x0a000002;
-    t.sport = 40000;
-    t.dport = 5001;
-    return t;
-  }
-  TcpSpec spec_g() const {
-    TcpSpec t;
-    t.src_ip = 0x0a000002;
-    t.dst_ip = 0x0a000001;
-    t.sport = 5001;
-    t.dport = 40000;
-    return t;
-  }
-  std::vector<uint8_t> ts_opt(uint32_t v, uint32_t e) const {
-    return {1, 1, 8, 10, uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v),
-            uint8_t(e >> 24), uint8_t(e >> 16), uint8_t(e >> 8), uint8_t(e)};
-  }
   std::vector<uint8_t> syn_opts(uint8_t ws) const {
     std::vector<uint8_t> o = {2, 4, uint8_t(o_.mss >> 8), uint8_t(o_.mss), 1, 3, 3, ws};
     if (o_.sack) o.insert(o.end(), {1, 1, 4, 2});
     if (o_.ts) {
-      auto t = ts_opt(1, 0);
+      auto t = ts_option(1, 0);
       o.insert(o.end(), t.begin(), t.end());
     }
     return o;

@@ -54,30 +54,14 @@ class SnoopSwitchTest : public ::testing::Test {
       if (st["name"] == "snoop") return st["counters"][name].get<uint64_t>();
     return 0;
   }
-  TcpSpec s2g() {
-    TcpSpec t;
-    t.src_ip = 0x0a000001;
-    t.dst_ip = 0x0a000002;
-    t.sport = 40000;
-    t.dport = 5001;
-    return t;
-  }
-  TcpSpec g2s() {
-    TcpSpec t;
-    t.src_ip = 0x0a000002;
-    t.dst_ip = 0x0a000001;
-    t.sport = 5001;
-    t.dport = 40000;
-    return t;
-  }
   void handshake() {
-    TcpSpec syn = s2g();
+    TcpSpec syn = snoop_sender_spec();
     syn.seq = kIsnS;
     syn.flags = net::tcpflag::kSyn;
     syn.options = {2, 4, 0x05, 0xb4, 1, 3, 3, 0};  // MSS 1460, wscale 0
     w_->inject(tx_.tcp4(syn));
     ASSERT_TRUE(wait_for([&] { return g_->tx_count() == 1; }));
-    TcpSpec sa = g2s();
+    TcpSpec sa = snoop_guest_spec();
     sa.seq = kIsnG;
     sa.ack = kIsnS + 1;
     sa.flags = net::tcpflag::kSyn | net::tcpflag::kAck;
@@ -85,7 +69,7 @@ class SnoopSwitchTest : public ::testing::Test {
     sa.options = {2, 4, 0x05, 0xb4, 1, 3, 3, 0};
     g_->inject(rx_.tcp4(sa));
     ASSERT_TRUE(wait_for([&] { return w_->tx_count() == 1; }));
-    TcpSpec a = s2g();
+    TcpSpec a = snoop_sender_spec();
     a.seq = kIsnS + 1;
     a.ack = kIsnG + 1;
     w_->inject(tx_.tcp4(a));
@@ -94,7 +78,7 @@ class SnoopSwitchTest : public ::testing::Test {
     g_->take();
   }
   std::vector<uint8_t> data(uint32_t seq, uint32_t len) {
-    TcpSpec t = s2g();
+    TcpSpec t = snoop_sender_spec();
     t.seq = seq;
     t.ack = kIsnG + 1;
     t.payload = len;
@@ -133,7 +117,7 @@ TEST_F(SnoopSwitchTest, EarlyAckOnlyForWhatTheRingTook) {
   // The guest acknowledges the first segment only, covered by the early ACK.
   // Its window opens the right edge: it goes out once, as a window update at
   // our ACK point (never backwards); the same ACK again is dropped.
-  TcpSpec ga = g2s();
+  TcpSpec ga = snoop_guest_spec();
   ga.seq = kIsnG + 1;
   ga.ack = kIsnS + 1 + 1000;
   ga.window = 60000;
@@ -147,7 +131,7 @@ TEST_F(SnoopSwitchTest, EarlyAckOnlyForWhatTheRingTook) {
   ASSERT_TRUE(wait_for([&] { return ctr("guest_ack_drop_covered") == 1; }));
   EXPECT_EQ(w_->tx_count(), 0u);
   // Guest data with an old ACK number: passes, ACK raised to the early-ACK point.
-  TcpSpec gd = g2s();
+  TcpSpec gd = snoop_guest_spec();
   gd.seq = kIsnG + 1;
   gd.ack = kIsnS + 1 + 1000;
   gd.payload = 10;
@@ -177,7 +161,7 @@ TEST_F(SnoopSwitchTest, PortDisableStopsEarlyAcks) {
   EXPECT_EQ(ctr("early_ack"), 1u);
   EXPECT_EQ(w_->tx_count(), 0u);
   // The guest's ACK for the second segment passes (it is new to the sender).
-  TcpSpec ga = g2s();
+  TcpSpec ga = snoop_guest_spec();
   ga.seq = kIsnG + 1;
   ga.ack = kIsnS + 2001;
   ga.window = 60000;
