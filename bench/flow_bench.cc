@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cc/checksum.h"
+#include "bench/tcp_frames.h"
 #include "cc/net_headers.h"
 #include "cc/parse.h"
 #include "cc/tcp_segment.h"
@@ -26,60 +27,7 @@ using namespace vsw;
 using namespace vsw::net;
 
 constexpr unsigned kBatch = 32;
-constexpr uint32_t kFrameLen = 14 + 20 + 32;  // Ethernet, IPv4, TCP + NOP NOP TS
-constexpr uint32_t kPayload = 1448;
-
-struct Tuple {
-  uint32_t client, server;  // host order
-  uint16_t cport, sport;
-};
-
-struct Frame {
-  alignas(64) uint8_t b[128];
-};
-
-void init_frame(Frame& f) {
-  std::memset(f.b, 0, sizeof(f.b));
-  auto* eh = reinterpret_cast<EtherHdr*>(f.b);
-  eh->type.set(kEtherIPv4);
-  auto* ih = reinterpret_cast<Ipv4Hdr*>(f.b + 14);
-  ih->ver_ihl = 0x45;
-  ih->total_len.set(20 + 32 + kPayload);
-  ih->ttl = 64;
-  ih->proto = kProtoTcp;
-  auto* th = reinterpret_cast<TcpHdr*>(f.b + 34);
-  th->off_res = 8 << 4;
-  th->flags = tcpflag::kAck;
-  th->window.set(1000);
-  const uint8_t ts[12] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
-  std::memcpy(f.b + 54, ts, sizeof(ts));
-}
-
-// Writes one packet of connection t into f (client -> server when c2s).
-inline void fill(Frame& f, const Tuple& t, bool c2s, uint8_t flags, uint32_t seq, uint32_t ack) {
-  auto* ih = reinterpret_cast<Ipv4Hdr*>(f.b + 14);
-  auto* th = reinterpret_cast<TcpHdr*>(f.b + 34);
-  ih->src.set(c2s ? t.client : t.server);
-  ih->dst.set(c2s ? t.server : t.client);
-  th->sport.set(c2s ? t.cport : t.sport);
-  th->dport.set(c2s ? t.sport : t.cport);
-  th->seq.set(seq);
-  th->ack.set(ack);
-  th->flags = flags;
-}
-
-inline bool to_segment(const Frame& f, TcpSegment& s) {
-  const Parsed p = parse_frame(f.b, kFrameLen, kFrameLen + kPayload);
-  return tcp_segment_build(f.b, kFrameLen, p.l3_off, p.l4_off, p.l4_len, p.flags, 0, p.payload_len, 0, s);
-}
-
-std::vector<Tuple> make_tuples(size_t n) {
-  std::vector<Tuple> v(n);
-  for (size_t i = 0; i < n; ++i)
-    v[i] = {0x0a800000u + static_cast<uint32_t>(i >> 4), 0x0a000001u + static_cast<uint32_t>(i & 15),
-            static_cast<uint16_t>(10000 + (i % 50000)), 443};
-  return v;
-}
+using namespace vsw::bench;
 
 // One connection in visiting order; the benchmark walks these sequentially so
 // that only the table's own accesses are random.
@@ -102,16 +50,16 @@ struct Fixture {
     init_frame(f);
     TcpSegment s;
     for (const Tuple& t : tuples) {  // three-way handshake for each
-      fill(f, t, true, tcpflag::kSyn, 100, 0);
-      to_segment(f, s);
+      fill(f, t, true, tcpflag::kSyn, 100, 0, kPayload, 1);
+      to_segment(f, kPayload, s);
       s.payload_len = 0;
       table->track(s, now);
-      fill(f, t, false, tcpflag::kSyn | tcpflag::kAck, 900, 101);
-      to_segment(f, s);
+      fill(f, t, false, tcpflag::kSyn | tcpflag::kAck, 900, 101, kPayload, 1);
+      to_segment(f, kPayload, s);
       s.payload_len = 0;
       table->track(s, now);
-      fill(f, t, true, tcpflag::kAck, 101, 901);
-      to_segment(f, s);
+      fill(f, t, true, tcpflag::kAck, 101, 901, kPayload, 1);
+      to_segment(f, kPayload, s);
       s.payload_len = 0;
       table->track(s, now);
     }
@@ -150,9 +98,9 @@ void BM_FlowEngine(benchmark::State& st) {
     for (unsigned i = 0; i < kBatch; ++i) {
       Visit& v = visits[k];
       if (++k == n) k = 0;
-      fill(frames[i], v.t, true, tcpflag::kAck, v.seq, 901);
+      fill(frames[i], v.t, true, tcpflag::kAck, v.seq, 901, kPayload, 1);
       v.seq += kPayload;
-      m += to_segment(frames[i], segs[m]);
+      m += to_segment(frames[i], kPayload, segs[m]);
     }
     fx->table->track_bulk(segs, m, fx->now, res);
     benchmark::DoNotOptimize(res);
@@ -172,8 +120,8 @@ void BM_LookupBulk(benchmark::State& st) {
   Frame f;
   init_frame(f);
   for (size_t i = 0; i < segs.size(); ++i) {
-    fill(f, fx.tuples[fx.order[i % n]], i & 1, tcpflag::kAck, 1, 1);
-    to_segment(f, segs[i]);
+    fill(f, fx.tuples[fx.order[i % n]], i & 1, tcpflag::kAck, 1, 1, kPayload, 1);
+    to_segment(f, kPayload, segs[i]);
   }
   uint32_t slots[kBatch];
   size_t off = 0;
@@ -194,10 +142,10 @@ void BM_ParseAndKey(benchmark::State& st) {
   auto tuples = make_tuples(kBatch);
   for (unsigned i = 0; i < kBatch; ++i) {
     init_frame(frames[i]);
-    fill(frames[i], tuples[i], i & 1, tcpflag::kAck, i, 1);
+    fill(frames[i], tuples[i], i & 1, tcpflag::kAck, i, 1, kPayload, 1);
   }
   for (auto _ : st) {
-    for (unsigned i = 0; i < kBatch; ++i) to_segment(frames[i], segs[i]);
+    for (unsigned i = 0; i < kBatch; ++i) to_segment(frames[i], kPayload, segs[i]);
     benchmark::DoNotOptimize(segs);
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * kBatch);
@@ -219,8 +167,8 @@ void BM_SynFlood(benchmark::State& st) {
   for (auto _ : st) {
     for (unsigned i = 0; i < kBatch; ++i) {
       const Tuple t{0xc0000000u | static_cast<uint32_t>(rng() & 0xffffff), 0x0a000001u, static_cast<uint16_t>(rng()), 80};
-      fill(frames[i], t, true, tcpflag::kSyn, rng(), 0);
-      to_segment(frames[i], segs[i]);
+      fill(frames[i], t, true, tcpflag::kSyn, rng(), 0, kPayload, 1);
+      to_segment(frames[i], kPayload, segs[i]);
     }
     fx.table->track_bulk(segs, kBatch, fx.now, res);
     benchmark::DoNotOptimize(res);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cc/net_headers.h"
+#include "bench/tcp_frames.h"
 #include "cc/parse.h"
 #include "cc/stages/monitor_state.h"
 #include "cc/tcp_segment.h"
@@ -32,51 +33,7 @@ using namespace vsw;
 using namespace vsw::net;
 
 constexpr unsigned kBatch = 32;
-constexpr uint32_t kFrameLen = 14 + 20 + 32;  // Ethernet, IPv4, TCP + NOP NOP TS
-constexpr uint32_t kPayload = 1448;
-
-struct Tuple {
-  uint32_t client, server;
-  uint16_t cport, sport;
-};
-struct Frame {
-  alignas(64) uint8_t b[128];
-};
-
-void init_frame(Frame& f) {
-  std::memset(f.b, 0, sizeof(f.b));
-  reinterpret_cast<EtherHdr*>(f.b)->type.set(kEtherIPv4);
-  auto* ih = reinterpret_cast<Ipv4Hdr*>(f.b + 14);
-  ih->ver_ihl = 0x45;
-  ih->ttl = 64;
-  ih->proto = kProtoTcp;
-  auto* th = reinterpret_cast<TcpHdr*>(f.b + 34);
-  th->off_res = 8 << 4;
-  th->window.set(1000);
-  const uint8_t ts[12] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
-  std::memcpy(f.b + 54, ts, sizeof(ts));
-}
-
-inline void fill(Frame& f, const Tuple& t, bool c2s, uint8_t flags, uint32_t seq, uint32_t ack, uint32_t payload,
-                 uint32_t tsv) {
-  auto* ih = reinterpret_cast<Ipv4Hdr*>(f.b + 14);
-  auto* th = reinterpret_cast<TcpHdr*>(f.b + 34);
-  ih->total_len.set(static_cast<uint16_t>(20 + 32 + payload));
-  ih->src.set(c2s ? t.client : t.server);
-  ih->dst.set(c2s ? t.server : t.client);
-  th->sport.set(c2s ? t.cport : t.sport);
-  th->dport.set(c2s ? t.sport : t.cport);
-  th->seq.set(seq);
-  th->ack.set(ack);
-  th->flags = flags;
-  const uint32_t v = __builtin_bswap32(tsv);
-  std::memcpy(f.b + 58, &v, 4);
-}
-
-inline bool to_segment(const Frame& f, uint32_t payload, TcpSegment& s) {
-  const Parsed p = parse_frame(f.b, kFrameLen, kFrameLen + payload);
-  return tcp_segment_build(f.b, kFrameLen, p.l3_off, p.l4_off, p.l4_len, p.flags, 0, p.payload_len, 0, s);
-}
+using namespace vsw::bench;
 
 struct NoEnv {
   uint8_t role(uint16_t) { return mon::kRoleUplink; }
@@ -107,10 +64,7 @@ struct Fixture {
                                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     cold = static_cast<mon::MonCold*>(mmap(nullptr, sizeof(mon::MonCold) * cap, PROT_READ | PROT_WRITE,
                                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    std::vector<Tuple> tuples(n);
-    for (size_t i = 0; i < n; ++i)
-      tuples[i] = {0x0a800000u + static_cast<uint32_t>(i >> 4), 0x0a000001u + static_cast<uint32_t>(i & 15),
-                   static_cast<uint16_t>(10000 + (i % 50000)), 443};
+    std::vector<Tuple> tuples = make_tuples(n);
     Frame f;
     init_frame(f);
     TcpSegment s;
