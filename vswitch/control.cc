@@ -1,6 +1,5 @@
 #include "vswitch/control.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vswitch/commands.h"
+#include "vswitch/fd_io.h"
 #include "vswitch/log.h"
 
 namespace vsw {
@@ -49,9 +49,9 @@ void ControlServer::stop() {
 }
 
 void ControlServer::loop() {
+  block_async_signals_in_this_thread();
   while (!stop_.load()) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
+    if (wait_readable(listen_fd_, 200) <= 0) continue;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     serve(fd);
@@ -65,9 +65,8 @@ void ControlServer::serve(int fd) {
   std::string buf;
   char tmp[4096];
   for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) <= 0 || stop_.load()) return;
-    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (wait_readable(fd, 5000) <= 0 || stop_.load()) return;
+    ssize_t n = read_some(fd, tmp, sizeof(tmp));
     if (n <= 0) return;
     buf.append(tmp, static_cast<size_t>(n));
     if (buf.size() > (1u << 20)) return;
@@ -84,11 +83,7 @@ void ControlServer::serve(int fd) {
         resp = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
       }
       std::string out = resp.dump() + "\n";
-      for (size_t off = 0; off < out.size();) {
-        ssize_t w = write(fd, out.data() + off, out.size() - off);
-        if (w <= 0) return;
-        off += static_cast<size_t>(w);
-      }
+      if (!write_all(fd, out.data(), out.size())) return;
     }
   }
 }

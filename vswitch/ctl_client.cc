@@ -1,6 +1,7 @@
 #include "vswitch/ctl_client.h"
 
-#include <poll.h>
+#include "vswitch/fd_io.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -33,19 +34,18 @@ nlohmann::json ctl_request(const std::string& socket_path, const std::string& cm
     throw std::runtime_error("cannot connect to " + socket_path + ": " + e + " (is vswitchd running?)");
   }
   std::string req = nlohmann::json{{"cmd", cmd}, {"args", args}}.dump() + "\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+  if (!write_all(fd, req.data(), req.size())) {
     close(fd);
     throw std::runtime_error("write to control socket failed");
   }
   std::string buf;
   char tmp[65536];
   while (buf.find('\n') == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) {
+    if (wait_readable(fd, timeout_ms) <= 0) {
       close(fd);
       throw std::runtime_error("timeout waiting for vswitchd");
     }
-    ssize_t n = read(fd, tmp, sizeof(tmp));
+    ssize_t n = read_some(fd, tmp, sizeof(tmp));
     if (n <= 0) break;
     buf.append(tmp, static_cast<size_t>(n));
   }

@@ -3,12 +3,19 @@
 #include <gtest/gtest.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include "cc/net_headers.h"
 #include "tests/common/eal_env.h"
 #include "tests/common/mem_port.h"
 #include "tests/common/pkt_builder.h"
 #include "vswitch/commands.h"
+#include "vswitch/control.h"
+#include "vswitch/ctl_client.h"
 #include "vswitch/switch.h"
 
 using namespace vsw;
@@ -335,6 +342,53 @@ TEST_F(SwitchTest, ControlCommands) {
   EXPECT_FALSE(r["ok"].get<bool>());  // no devargs
   for (const char* cmd : {"show", "fdb-show", "pmd-stats-show", "stage-list", "help"})
     EXPECT_TRUE(run_command(*sw_, cmd, nlohmann::json::object())["ok"].get<bool>()) << cmd;
+}
+
+// net_tap arms its queue fds with F_SETSIG: every packet a tap port receives
+// may signal any thread of the daemon. Control requests must survive a
+// storm of such process-directed signals (a handler without SA_RESTART, as
+// DPDK's), on the server and on the client side.
+TEST_F(SwitchTest, ControlSocketSurvivesSignalStorm) {
+  start();
+  add("a");
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR
+  const int sig = SIGRTMIN + 5;
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(sig, &sa, &old), 0);
+  const std::string path = "/tmp/vsw-unit-ctl-" + std::to_string(getpid()) + ".sock";
+  ControlServer srv(*sw_, path);
+  std::string err;
+  ASSERT_TRUE(srv.start(err)) << err;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread storm([&] {
+    while (!stop.load()) {
+      kill(getpid(), sig);
+      sent.fetch_add(1);
+      usleep(20);
+    }
+  });
+  int ok = 0, failed = 0, n = 0;
+  std::string last_error;
+  for (int i = 0; (i < 300 || sent.load() < 2000) && i < 100000; ++i, ++n) {
+    try {
+      auto r = ctl_request(path, i % 2 ? "show" : "port-stats", nlohmann::json::object(), 5000);
+      r.value("ok", false) ? ++ok : ++failed;
+    } catch (const std::exception& e) {
+      ++failed;
+      last_error = e.what();
+    }
+  }
+  stop.store(true);
+  storm.join();
+  srv.stop();
+  sigaction(sig, &old, nullptr);
+  EXPECT_GE(sent.load(), 2000u);
+  EXPECT_EQ(failed, 0) << last_error;
+  EXPECT_EQ(ok, n);
 }
 
 }  // namespace
