@@ -87,7 +87,7 @@ std::array<uint64_t, kLimCount> lim_totals(const FlowSnap& f, uint8_t dir) {
   const MonDirCold& dc = f.c.d[dir];
   for (uint8_t k = 0; k < kLimCount; ++k) t[k] = uint64_t(dc.lim_ms[k]) * 1000 + dc.lim_frac_us[k];
   const MonDir& d = f.h.d[dir];
-  if ((d.flags & dflag::kSeq) && d.lim < kLimCount && d.lim_since) t[d.lim] += f.now_us - d.lim_since;
+  if ((d.flags & dflag::kSeq) && d.lim < kLimCount && d.lim_since) mon_lim_split(d, f.now_us, t.data());
   return t;
 }
 

@@ -5,7 +5,7 @@
 // flow table's slot and reset on kEvCreated:
 //  - MonConn (hot, 128 B = two cache lines): one MonDir per data direction,
 //    indexed by the SENDING key endpoint, touched by every packet;
-//  - MonCold (~200 B): RTT estimators, event counters and time-in-state
+//  - MonCold (~330 B): RTT estimators, event counters and time-in-state
 //    totals, touched once per RTT sample, on loss events and on state changes.
 //
 // Vocabulary. For a data direction S->R (S = sender endpoint, R = receiver):
@@ -50,12 +50,31 @@ inline constexpr uint8_t kRcvGuest = 1u << 6;   // the receiver endpoint is behi
 inline constexpr uint8_t kSeen = 1u << 7;       // this endpoint has sent something
 }  // namespace dflag
 
+namespace xflag {
+// The current receiver-window interval began when a data packet filled the
+// window: a paced sender (Linux: bbr, fq) counts the time until its next
+// pacing slot as busy (network), not rwnd-limited; the first pace4*4 us of
+// the interval go to network.
+inline constexpr uint8_t kPaceHold = 1u << 0;
+// An ACK opened room in the window after a receiver-window interval: the
+// sender stays window-limited until it has processed that ACK and sent
+// (Linux changes its chrono only when it next tries to send), so the interval
+// continues until the sender's next data, for at most one window (win_len)
+// after the ACK (d.lim_since is the ACK's time).
+inline constexpr uint8_t kRoomOpen = 1u << 1;
+}  // namespace xflag
+
+// Timed segments per direction: the head in MonDir (rtt_end / rtt_t), up to
+// kRttQueue more in MonDirCold, spaced by a quarter of the flight, so that
+// several samples per RTT come from different places of a burst (a single
+// timed segment is mostly the first of a burst: the least queued).
+inline constexpr uint32_t kRttQueue = 3;
 // Hot state of one data direction (sender = the key endpoint it is indexed by).
 // Times are a 32-bit microsecond clock; 0 means "none".
 struct alignas(64) MonDir {
   uint32_t una;        // highest ACK from the receiver seen at the switch
   uint32_t nxt;        // highest sequence end from the sender
-  uint32_t rtt_end;    // Karn: end of the timed segment
+  uint32_t rtt_end;    // Karn: end of the oldest timed segment (more queue in MonDirCold::rq_*)
   uint32_t rtt_t;      // when it passed (0: nothing timed)
   uint32_t ts_w;       // receiver's TSval awaiting the sender's echo
   uint32_t ts_t;       // when it passed toward the sender (0: none pending)
@@ -74,7 +93,8 @@ struct alignas(64) MonDir {
   uint8_t lim;         // Limit (current)
   uint8_t flags;       // dflag
   uint8_t acks;        // ACKs that advanced una since the last Karn sample (saturates)
-  uint8_t pad[2];
+  uint8_t pace4;       // EWMA of the sender's gap between two data packets with no ACK between, 4 us units
+  uint8_t xflags;      // xflag: how the open limit interval splits (see mon_lim_split)
 };
 static_assert(sizeof(MonDir) == 64);
 
@@ -117,6 +137,8 @@ struct MonDirCold {
   uint32_t recover;       // nxt at entry to recovery / loss
   uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
   uint32_t hole_lo, hole_hi;
+  uint32_t rq_end[kRttQueue], rq_t[kRttQueue];  // timed segments behind the head, oldest first
+  uint32_t rq_n;          // how many
 };
 
 struct MonCold {
@@ -216,13 +238,154 @@ inline void mon_refresh(MonConn& h, const MonCold& c, uint8_t snd, const MonPara
 }
 
 // What a direction is limited by right now (after the event was applied).
+// mss: the sender's segment size (mon_eff_mss). Receiver window: the next
+// full segment would not fit (Linux tcp_snd_wnd_test: seq + mss > una + wnd).
 inline uint8_t mon_limit_state(const MonDir& d, uint32_t rwnd, uint32_t mss) {
   const uint32_t flight = d.nxt - d.una;
   if (!(d.flags & dflag::kSeq) || !(d.flags & dflag::kAck) || flight == 0 || flight > 0x7fffffffu)
     return kLimSender;  // nothing outstanding: the sender had nothing to send
-  if (uint64_t(flight) + mss >= rwnd) return kLimRwnd;
+  if (uint64_t(flight) + mss > rwnd) return kLimRwnd;
   if (d.phase == kRecovery || d.phase == kLoss) return kLimNetwork;
   return d.clocked >= 128 ? kLimNetwork : kLimSender;
+}
+
+// The sender's segment payload: its MSS option less the 12 bytes of the
+// timestamp option when timestamps are on (Linux's mss_cache), else the
+// largest segment seen.
+inline uint32_t mon_eff_mss(const TcpDirState& snd) {
+  uint32_t m = snd.mss;
+  if ((snd.flags & dirflag::kMssKnown) && (snd.flags & dirflag::kTsOk) && m > 12 + 536) m -= 12;
+  return std::max<uint32_t>(m, 536);
+}
+
+// Splits the open limit interval [d.lim_since, now) into states (adds us to
+// t[]): a receiver-window interval gives its pacing hold to network and, when
+// an ACK opened room, whatever lasted beyond one window after that ACK to the
+// state the open room means (network if the sender is backlogged, else sender).
+template <typename T>
+inline void mon_lim_split(const MonDir& d, uint32_t now, T* t) {
+  uint32_t el = now - d.lim_since;
+  if (el > 0x7fffffffu) el = 0;
+  if (d.lim != kLimRwnd) {
+    t[d.lim] += el;
+    return;
+  }
+  if (d.xflags & xflag::kPaceHold) {
+    const uint32_t hold = std::min<uint32_t>(el, uint32_t(d.pace4) * 4);
+    t[kLimNetwork] += hold;
+    el -= hold;
+  }
+  if (d.xflags & xflag::kRoomOpen) {
+    const uint32_t end = d.lim_since + d.win_len;
+    const int32_t over = int32_t(now - end);
+    if (over > 0) {
+      const uint32_t o = std::min<uint32_t>(uint32_t(over), el);
+      t[d.clocked >= 128 ? kLimNetwork : kLimSender] += o;
+      el -= o;
+    }
+  }
+  t[kLimRwnd] += el;
+}
+
+// Closes the open interval at `until` into the totals (state unchanged).
+inline void mon_lim_close(MonDir& d, MonDirCold& dc, uint32_t until) {
+  uint32_t t[kLimCount] = {};
+  mon_lim_split(d, until, t);
+  for (uint8_t k = 0; k < kLimCount; ++k)
+    if (t[k]) mon_add_lim(dc, k, t[k]);
+  d.lim_since = until;
+  d.xflags = 0;
+}
+
+// Moves direction d to limit state st after an event at now. data: the event
+// was data from d's sender (else an ACK / window update from its receiver).
+// Linux's chrono (tcp_write_xmit) is the reference: receiver-window-limited
+// only when the sender tried to send and pacing and cwnd allowed it, and it
+// stays so until the sender has processed the ACK that opens the window.
+inline void mon_lim_update(MonDir& d, MonDirCold& dc, uint8_t st, bool data, uint32_t now) {
+  if (d.lim == kLimRwnd) {
+    if (st == kLimRwnd) {
+      if (data) {  // the sender filled the window again: a new pacing hold starts
+        mon_lim_close(d, dc, now);
+        d.xflags = xflag::kPaceHold;
+      }
+      return;
+    }
+    if (!data) {  // room opened by the receiver
+      const bool held = (d.xflags & xflag::kPaceHold) && now - d.lim_since < uint32_t(d.pace4) * 4;
+      if (!held) {  // the sender was window-limited and is until it reacts
+        if (!(d.xflags & xflag::kRoomOpen)) {
+          mon_lim_close(d, dc, now);  // the served pacing hold to network; rwnd goes on from here
+          d.xflags = xflag::kRoomOpen;
+        }
+        return;
+      }
+      // The ACK came within the pacing hold: the sender was pacing (busy) all along.
+    }
+    mon_lim_close(d, dc, now);
+    d.lim = st;
+    return;
+  }
+  if (st != d.lim) {
+    mon_lim_close(d, dc, now);
+    d.lim = st;
+    if (st == kLimRwnd && data) d.xflags = xflag::kPaceHold;
+  }
+}
+
+// Starts timing a new segment ending at end (passed at now) if the head is
+// free, or queues it when the previous timed one is at least a quarter of the
+// flight (and a segment) behind. Returns true if it became the head.
+inline bool mon_rtt_start(MonDir& d, MonDirCold& dc, uint32_t end, uint32_t now, uint32_t mss) {
+  if (!d.rtt_t) {
+    d.rtt_t = now;
+    d.rtt_end = end;
+    d.acks = 0;
+    return true;
+  }
+  if (dc.rq_n >= kRttQueue) return false;
+  const uint32_t last = dc.rq_n ? dc.rq_end[dc.rq_n - 1] : d.rtt_end;
+  // A quarter of the window: the larger of the flight now and the last RTT's largest.
+  const uint32_t space = std::max<uint32_t>(mss, std::max(d.nxt - d.una, d.fl_prev) / 4);
+  if (net::Seq(end) < net::Seq(last) + space) return false;
+  dc.rq_end[dc.rq_n] = end;
+  dc.rq_t[dc.rq_n] = now;
+  ++dc.rq_n;
+  return false;
+}
+
+// Drops the timed segments an ACK up to ack covers; the next becomes the head.
+inline void mon_rtt_pop(MonDir& d, MonDirCold& dc, uint32_t ack) {
+  uint32_t i = 0;
+  while (i < dc.rq_n && net::Seq(ack) >= net::Seq(dc.rq_end[i])) ++i;
+  if (i < dc.rq_n) {
+    d.rtt_end = dc.rq_end[i];
+    d.rtt_t = dc.rq_t[i];
+    for (uint32_t j = i + 1; j < dc.rq_n; ++j) {
+      dc.rq_end[j - i - 1] = dc.rq_end[j];
+      dc.rq_t[j - i - 1] = dc.rq_t[j];
+    }
+    dc.rq_n -= i + 1;
+  } else {
+    d.rtt_t = 0;
+    dc.rq_n = 0;
+  }
+}
+
+// Karn: a retransmission from seq makes every timed segment ending above seq
+// ambiguous. Returns true if any was discarded.
+inline bool mon_rtt_karn(MonDir& d, MonDirCold& dc, uint32_t seq) {
+  if (!d.rtt_t || net::Seq(seq) >= net::Seq(d.rtt_end)) {
+    if (!d.rtt_t) return false;
+    uint32_t n = 0;
+    while (n < dc.rq_n && net::Seq(seq) >= net::Seq(dc.rq_end[n])) ++n;
+    const bool dropped = n < dc.rq_n;
+    dc.rq_n = n;
+    return dropped;
+  }
+  d.rtt_t = 0;  // the head (and everything queued behind it) is ambiguous
+  dc.rq_n = 0;
+  return true;
 }
 
 // Environment of the inference: port roles and guest ring probes. The stage
@@ -277,7 +440,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
     if ((d.flags & dflag::kRcvGuest) && owed && gap > p.guest_stall_us + c.side[S].min) {
-      mon_add_lim(dc, d.lim, d.last_evt - d.lim_since);
+      mon_lim_close(d, dc, d.last_evt);
       mon_add_lim(dc, kLimGuest, gap);
       d.lim_since = now_us;
       o.guest_delay = 1;
@@ -294,9 +457,11 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       d.last_ack = now_us;
       d.flags |= dflag::kLastAck;
       if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
+        // The oldest timed segment this ACK covers (Linux: the first newly
+        // acknowledged segment's send time); the others it covers are dropped.
         mon_side_sample(c.side[S], now_us - d.rtt_t, c.role[S] == kRoleGuest, true, d.acks);
         d.acks = 0;
-        d.rtt_t = 0;
+        mon_rtt_pop(d, dc, s.ack);
         d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
         mon_refresh(h, c, R, p);
         mon_refresh(h, c, S, p);
@@ -377,7 +542,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         uint64_t(d.nxt - d.una) + snd_st.mss <= rcv_st.win) {
       // The guest sender had an ACK (room to send) and did not answer for a
       // long time: it was not running.
-      mon_add_lim(dc, d.lim, d.last_evt - d.lim_since);
+      mon_lim_close(d, dc, d.last_evt);
       mon_add_lim(dc, kLimGuest, gap);
       d.lim_since = now_us;
       o.guest_delay = 1;
@@ -402,6 +567,9 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (fill) {
         ++dc.fills;
         o.hole_fill = 1;
+        // Timed segments above the hole are acknowledged only once it is
+        // filled: their samples would contain the sender's repair.
+        if (mon_rtt_karn(d, dc, seq.raw())) ++dc.karn_skipped;
         if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
         if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
       } else {
@@ -417,8 +585,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
           dc.spurious += segs;
           o.spurious = 1;
         }
-        if (d.rtt_t && seq < Seq(d.rtt_end)) {  // Karn: the timed range is ambiguous now
-          d.rtt_t = 0;
+        if (mon_rtt_karn(d, dc, seq.raw())) {  // Karn: a timed range is ambiguous now
           ++dc.karn_skipped;
           o.karn_skip = 1;
         }
@@ -454,12 +621,16 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       const bool prompt = d.last_evt && gap <= d.thr_up;
       d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
       d.nxt = end.raw();
-      if (!d.rtt_t) {
-        d.rtt_t = now_us;
-        d.rtt_end = end.raw();
-        d.acks = 0;
-        o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
-      }
+      if (mon_rtt_start(d, dc, end.raw(), now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
+    }
+    if (!(d.flags & dflag::kLastAck) && d.last_evt) {
+      // Data after data, no ACK between: the sender's own spacing per packet
+      // (~ its pacing interval when paced; ~0 for a sender that sends what an
+      // ACK allows at once). A paced sender sending GSO bursts waits a burst's
+      // pacing time, more than this average: for paced senders the hold, and
+      // so receive-window time, is only approximate (docs/monitor.md).
+      const uint32_t g = std::min<uint32_t>(gap, 1020) / 4;
+      d.pace4 = static_cast<uint8_t>((3u * d.pace4 + g + 2) / 4);
     }
     d.flags &= static_cast<uint8_t>(~dflag::kLastAck);
     d.last_evt = now_us;
@@ -496,13 +667,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     const TcpDirState& rcv = conn.d[k ^ 1];
     const uint32_t rwnd = (rcv.flags & dirflag::kWinValid) ? rcv.win : 0xffffffffu;
-    const uint32_t mss = std::max<uint32_t>(conn.d[k].mss, 536);
-    const uint8_t st = mon_limit_state(d, rwnd, mss);
-    if (st != d.lim) {
-      mon_add_lim(dc, d.lim, now_us - d.lim_since);
-      d.lim = st;
-      d.lim_since = now_us;
-    }
+    mon_lim_update(d, dc, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
   }
   return o;
 }

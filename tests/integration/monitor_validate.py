@@ -5,7 +5,7 @@ Used by tests/integration/monitor_validation.sh (CI) and
 bench/monitor/validate.sh (longer runs that write docs/monitor.md).
 
   recv    --port P [--rcvbuf B] [--timeout S]          sink: accept, read, discard
-  send    --host H --port P [--seconds S | --bytes N] [--conns K] [--rate-mbit R] [--sndbuf B]
+  send    --host H --port P [--seconds S | --bytes N] [--conns K] [--rate-mbit R] [--sndbuf B] [--cc NAME]
   sample  --ns NS --ctl 'VSWITCHCTL -s SOCK' --local IP --remote IP --seconds S --label L --out FILE
           pairs `ss -tin` in the sender namespace with `vswitchctl --json tcp-flows`, taken
           concurrently every --interval seconds, for every connection local -> remote
@@ -60,6 +60,8 @@ def cmd_send(a):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if a.sndbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, a.sndbuf)
+        if a.cc:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, a.cc.encode())
         s.connect((a.host, a.port))
         sent, t0 = 0, time.time()
         while True:
@@ -317,6 +319,7 @@ def main():
     s.add_argument("--conns", type=int, default=1)
     s.add_argument("--rate-mbit", type=float, default=0)
     s.add_argument("--sndbuf", type=int, default=0)
+    s.add_argument("--cc", default="", help="congestion control of the sending sockets (TCP_CONGESTION)")
     m = sp.add_parser("sample")
     m.add_argument("--ns", required=True)
     m.add_argument("--ctl", required=True)

@@ -58,6 +58,11 @@ for n in "$L" "$R1" "$R2"; do netns_add "$n"; done
 ip link set "${TAG}h" netns "$L"
 ip -n "$L" addr add $LIP/24 dev "${TAG}h"
 ip -n "$L" link set "${TAG}h" up
+# The senders' congestion control: the namespace's default (the host's: bbr,
+# a paced sender, on this machine) unless MON_CC names one (per socket: iperf3
+# -C, monitor_validate.py send --cc; e.g. MON_CC=cubic).
+CC=${MON_CC:-$(ip netns exec "$L" sysctl -n net.ipv4.tcp_congestion_control)}
+log "sender congestion control: $CC"
 WOPT="--delay-ms ${MON_DELAY_MS:-2} --rate-mbit ${MON_RATE:-100} --queue-pkts 100 --idle-sleep-us 20"
 spawn w1 ip netns exec "$R1" nice -n -5 "$WIRESIM" --file-prefix "$W1" -m 128 --single-file-segments \
   --log-level=pmd.net.virtio.*:warning -- --port-a "virtio:path=$T/up1.sock" \
@@ -104,15 +109,24 @@ run_scenario() {
 }
 : > "$T/linux_counts"
 IP3="iperf3 -s -1 -p"
-run_scenario bulk:cwnd 5201 "$R1" $R1IP $IP3 5201 -- iperf3 -c $R1IP -p 5201 -t "$SECS" -i 0
-run_scenario app:iperf3-b5M 5202 "$R1" $R1IP $IP3 5202 -- iperf3 -c $R1IP -p 5202 -t "$SECS" -b 5M -l 8K -i 0
-run_scenario rwnd:rcvbuf16K 5203 "$R1" $R1IP $PY recv --port 5203 --rcvbuf 16384 --timeout 40 -- \
-  $PY send --host $R1IP --port 5203 --seconds "$SECS"
-run_scenario lossy:1pct 5204 "$R2" $R2IP $IP3 5204 -- iperf3 -c $R2IP -p 5204 -t "$SECS" -i 0
+SCEN=" ${MON_SCENARIOS:-bulk app rwnd rwnd-paced lossy short} "   # a subset for experiments
+want() { [[ "$SCEN" == *" $1 "* ]]; }
+want bulk && run_scenario bulk:cwnd 5201 "$R1" $R1IP $IP3 5201 -- iperf3 -c $R1IP -p 5201 -t "$SECS" -i 0 -C "$CC"
+want app && run_scenario app:iperf3-b5M 5202 "$R1" $R1IP $IP3 5202 -- iperf3 -c $R1IP -p 5202 -t "$SECS" -b 5M -l 8K -i 0 -C "$CC"
+# Receive-window-limited: a sender that is not paced (cubic), so that Linux
+# itself counts the transfer as rwnd-limited (~100 % of the busy time). A paced
+# sender (bbr) with the same receiver counts only 45-80 % of each interval as
+# rwnd-limited (the rest waits for its pacing timer) and straddles the
+# reference's 50 % threshold: reported as rwnd-paced, not gated.
+want rwnd && run_scenario rwnd:rcvbuf16K-cubic 5203 "$R1" $R1IP $PY recv --port 5203 --rcvbuf 16384 --timeout 40 -- \
+  $PY send --host $R1IP --port 5203 --seconds "$SECS" --cc "${MON_CC:-cubic}"
+want rwnd-paced && run_scenario rwnd-paced:rcvbuf16K-bbr 5206 "$R1" $R1IP $PY recv --port 5206 --rcvbuf 16384 --timeout 40 -- \
+  $PY send --host $R1IP --port 5206 --seconds "$SECS" --cc bbr
+want lossy && run_scenario lossy:1pct 5204 "$R2" $R2IP $IP3 5204 -- iperf3 -c $R2IP -p 5204 -t "$SECS" -i 0 -C "$CC"
 SHORT_SECS=$(( SECS < 4 ? SECS : 4 ))
 SECS_SAVE=$SECS; SECS=$SHORT_SECS
-run_scenario short:300KB 5205 "$R2" $R2IP $PY recv --port 5205 --timeout 30 -- \
-  $PY send --host $R2IP --port 5205 --conns 12 --bytes 300000
+want short && run_scenario short:300KB 5205 "$R2" $R2IP $PY recv --port 5205 --timeout 30 -- \
+  $PY send --host $R2IP --port 5205 --conns 12 --bytes 300000 --cc "$CC"
 SECS=$SECS_SAVE
 
 # Telemetry: the same connections, paged, through DPDK telemetry.
@@ -121,7 +135,11 @@ grep -q '"pages"' "$T/telemetry.log" || fail "telemetry page missing: $(tail -3 
 vsw_ctl tcp-flows top=5 >&2
 
 # Closed connections reach the export file after the flow table's linger (2 s).
-wait_until 20 bash -c "[ \$(grep -c '\"closed_reason\"' '$T/closed.jsonl' 2>/dev/null || echo 0) -ge 16 ]" \
+NREC=0  # connections per scenario: iperf3 2 (control + data), python 1 each
+for k in bulk app lossy; do want $k && NREC=$((NREC + 2)); done
+want rwnd && NREC=$((NREC + 1)); want rwnd-paced && NREC=$((NREC + 1)); want short && NREC=$((NREC + 12))
+NREC=$(( NREC > 3 ? NREC - 3 : 1 ))
+wait_until 20 bash -c "[ \$(grep -c '\"closed_reason\"' '$T/closed.jsonl' 2>/dev/null || echo 0) -ge $NREC ]" \
   || fail "export file has $(grep -c closed_reason "$T/closed.jsonl" 2>/dev/null) records"
 sleep 1
 while read -r label dport lr lt; do
@@ -148,13 +166,14 @@ for label, s in r.items():
         lim = 0.40 if s["kind"] == "lossy" else 0.25
         if s["rtt_median_rel_err"] == s["rtt_median_rel_err"] and s["rtt_median_rel_err"] > lim:
             bad.append(f"{label}: median RTT error {s['rtt_median_rel_err']:.0%} > {lim:.0%}")
-        if s["verdict_agree"] is not None and s["verdict_agree"] < 0.7:
+        # Limited-by: the issue's 90 % for the receive-window scenario, a 70 % floor elsewhere.
+        vmin = 0.9 if s["kind"] == "rwnd" else 0.7
+        if s["verdict_agree"] is not None and s["verdict_agree"] < vmin:
             msg = f"{label}: limited-by agreement {s['verdict_agree']:.0%}"
-            # Known defect (issue 4 open, docs/monitor.md): for receive-window-
-            # limited flows the verdict agreed with Linux in 50-93 % of
-            # intervals across runs; reported here, not gated, until fixed.
-            if s["kind"] == "rwnd":
-                print("  KNOWN DEFECT, not gated: " + msg, file=sys.stderr)
+            # A paced sender's rwnd-limited share straddles the reference's
+            # 50 % threshold (docs/monitor.md): reported, not gated.
+            if s["kind"] == "rwnd-paced":
+                print("  not gated (paced sender): " + msg, file=sys.stderr)
             else:
                 bad.append(msg)
     if s["kind"] == "bulk" and s["flight_ratio_median"] == s["flight_ratio_median"] and not 0.75 <= s["flight_ratio_median"] <= 1.25:

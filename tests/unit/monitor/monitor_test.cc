@@ -329,6 +329,93 @@ TEST_F(Mon, LimitedByReceiverWindow) {
   EXPECT_GT(lim_us(kLimRwnd), 3 * (lim_us(kLimNetwork) + lim_us(kLimSender)));
 }
 
+TEST_F(Mon, SeveralTimedSegmentsPerRtt) {
+  handshake();
+  // Bursts of 8 segments pass at once; the bottleneck spaces them 100 us,
+  // the receiver ACKs every second one: ACK k comes 1000 + 200 k us later.
+  uint32_t nxt = 1001;
+  int samples = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 8; ++i, nxt += kMss) pkt(true, tf::kAck, nxt, 5001, kMss);
+    const uint32_t t0 = now_;
+    samples = 0;
+    for (int k = 1; k <= 4; ++k) {
+      now_ = t0 + 1000 + 200 * k;
+      samples += pkt(false, tf::kAck, 5001, nxt - 8 * kMss + 2 * k * kMss).rtt_sample;
+    }
+  }
+  // Once the window is known, one timed segment per quarter of it: four
+  // samples per RTT, not one, and the later ones carry the queueing of the
+  // burst like the sender's own per-ACK samples.
+  EXPECT_EQ(samples, 4);
+  EXPECT_EQ(server_side().max, 1800u);
+  EXPECT_GT(server_side().srtt, 1050u);  // from 100 (handshake) toward the 1500 mean
+}
+
+TEST_F(Mon, KarnDropsOnlyTimedSegmentsAboveTheRetransmission) {
+  handshake();
+  uint32_t nxt = 1001;
+  for (int i = 0; i < 8; ++i, nxt += kMss) pkt(true, tf::kAck, nxt, 5001, kMss);
+  // Timed: segments 1, 2, 3, 4 (the first window is not known yet: one per segment).
+  now_ += 500;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001 + kMss).rtt_sample);  // segment 1
+  now_ += 10;
+  const MonOut r = pkt(true, tf::kAck, 1001 + 2 * kMss, 5001, kMss);  // segment 3 resent
+  EXPECT_TRUE(r.karn_skip);
+  // Segment 2's timing is still valid, those of segments 3 and 4 are not.
+  now_ += 100;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001 + 2 * kMss).rtt_sample);
+  now_ += 100;
+  EXPECT_FALSE(pkt(false, tf::kAck, 5001, 1001 + 8 * kMss).rtt_sample);
+  EXPECT_EQ(server_side().n, 3u);  // handshake + 2
+  EXPECT_EQ(cc().karn_skipped, 1u);
+}
+
+// A sender that is not paced, window-limited, whose answer to each ACK takes
+// 300 us (its side of the path): Linux stays rwnd-limited until it has
+// processed the ACK, so the answer time is receiver-window time too.
+TEST_F(Mon, ReceiverWindowIncludesTheSendersReactionToTheAck) {
+  handshake(ts_opt(1, 0));
+  const uint32_t emss = kMss - 12;  // timestamps on: segments carry kMss - 12
+  const uint16_t win = uint16_t(6 * emss);
+  uint32_t una = 1001, nxt = 1001;
+  for (int i = 0; i < 6; ++i, nxt += emss) pkt(true, tf::kAck, nxt, 5001, emss, 65535, ts_opt(10, 1));
+  for (int r = 0; r < 200; ++r) {
+    now_ += 700;  // window full
+    una += 2 * emss;
+    pkt(false, tf::kAck, 5001, una, 0, win, ts_opt(2, 10));
+    now_ += 300;  // the sender reacts
+    for (int i = 0; i < 2; ++i, nxt += emss) pkt(true, tf::kAck, nxt, 5001, emss, 65535, ts_opt(10, 2));
+  }
+  EXPECT_EQ(cd().lim, kLimRwnd);
+  EXPECT_GT(lim_us(kLimRwnd), 20 * (lim_us(kLimNetwork) + lim_us(kLimSender)));
+}
+
+// A paced sender (bbr): after the segment that fills the window it waits for
+// its pacing slot, which Linux counts as busy, not receive-window time.
+TEST_F(Mon, PacedSenderWaitsItsPacingSlotBeforeWindowTime) {
+  handshake();
+  const uint16_t win = uint16_t(6 * kMss);
+  uint32_t una = 1001, nxt = 1001;
+  for (int i = 0; i < 6; ++i, nxt += kMss) {
+    now_ += 200;
+    pkt(true, tf::kAck, nxt, 5001, kMss);
+  }
+  for (int r = 0; r < 200; ++r) {
+    now_ += 600;  // 200 us pacing hold, then 400 us window-limited
+    una += 2 * kMss;
+    pkt(false, tf::kAck, 5001, una, 0, win);
+    for (int i = 0; i < 2; ++i, nxt += kMss) {
+      now_ += i ? 200 : 20;  // first at once (its slot has passed), second one slot later
+      pkt(true, tf::kAck, nxt, 5001, kMss);
+    }
+  }
+  EXPECT_NEAR(cd().pace4 * 4, 200, 20);
+  // Per cycle of 820 us: 200 paced + 200 hold = 400 network, 420 receiver window.
+  const double rw = lim_us(kLimRwnd), net = lim_us(kLimNetwork);
+  EXPECT_NEAR(rw / (rw + net), 420.0 / 820.0, 0.05);
+}
+
 TEST_F(Mon, LimitedBySenderApplication) {
   handshake();
   uint32_t seq = 1001;
