@@ -85,6 +85,9 @@ class Bed:
         self.load = env["TB_GUEST_LOAD"].split()
         self.rns = env["TB_REMOTE_NS"].split()
         self.rip = env["TB_REMOTE_IP"].split()
+        # Real guests (e.g. bench/testbed/uml_baseline.sh) run their own
+        # receiver agent on PORT; the harness cannot start one inside them.
+        self.external = env.get("TB_GUEST_EXTERNAL", "0") == "1"
         self.agents = {}
         self.lock = threading.Lock()
         self.nice = 0
@@ -97,6 +100,8 @@ class Bed:
     def agent(self, ns):
         if ns in self.agents:
             return self.agents[ns]
+        if self.external and ns in self.gns:
+            return None
         ctl = os.path.join(self.env["TB_DIR"], "agent-%s.sock" % ns)
         logf = open(os.path.join(self.env["TB_DIR"], "agent-%s.log" % ns), "ab")
         p = subprocess.Popen(["nice", "-n", str(self.nice), "ip", "netns", "exec", ns, "/usr/bin/python3", TBPERF, "--ctl", ctl,
@@ -208,6 +213,9 @@ def cmd_run(args):
             sys.exit("harness: --dir takes rx and/or tx")
     guests = pick_guests(bed, args.guests)
     pattern = "incast" if args.incast else ("flows" if args.flows > 1 else "seq")
+    if bed.external and dirs != ["rx"]:
+        sys.exit("harness: this bed's guests are real VMs with their own receiver: --dir rx only")
+    fct = "sender" if bed.external else args.fct
     os.makedirs(args.out, exist_ok=True)
     csv_path = os.path.join(args.out, "results.csv")
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
@@ -256,7 +264,7 @@ def cmd_run(args):
                     n = min(args.block, per_case - done.get(key, 0))
                     if n <= 0:
                         continue
-                    rows = run_case(bed, args, pattern, d, s, g, n, endpoints)
+                    rows = run_case(bed, args, pattern, d, s, g, n, endpoints, fct)
                     done[key] = done.get(key, 0) + n
                     for r in rows:
                         r.update({"run": run_id, "label": args.label, "config": cname, "dir": d, "pattern": pattern,
@@ -273,14 +281,15 @@ def cmd_run(args):
     finally:
         fcsv.close()
         bed.close()
-    rows = read_csv([csv_path], run_id)
-    report(rows, args.out, args.norm, args.title)
+    if not args.no_report:
+        rows = read_csv([csv_path], run_id)
+        report(rows, args.out, args.norm, args.title)
     if nerr:
         log("%d transfers failed (err column)" % nerr)
     return 0 if nerr <= args.max_failures else 1
 
 
-def run_case(bed, args, pattern, d, s, g, n, endpoints):
+def run_case(bed, args, pattern, d, s, g, n, endpoints, fct="receiver"):
     """n transfers (seq, flows) or n rounds (incast) of one case; returns rows."""
     rows = []
     if pattern == "incast":
@@ -291,7 +300,7 @@ def run_case(bed, args, pattern, d, s, g, n, endpoints):
                 sns, rns = endpoints(d, g, k)
                 by_ns.setdefault(sns, []).append({"dst": bed.ip_of(rns), "port": PORT, "size": s, "count": 1,
                                                   "flow": k, "start_at": start_at, "timeout_s": args.timeout_s,
-                                                  "tag": rns})
+                                                  "fct": fct, "tag": rns})
             rows += fan_out(bed, by_ns, extra={"round": rnd_i})
         return rows
     nfl = args.flows
@@ -303,7 +312,8 @@ def run_case(bed, args, pattern, d, s, g, n, endpoints):
         sns, rns = endpoints(d, g, k)
         by_ns.setdefault(sns, []).append({"dst": bed.ip_of(rns), "port": PORT, "size": s, "count": cnt, "flow": k,
                                           "gap_ms": args.gap_ms, "gap_jitter_ms": args.gap_jitter_ms,
-                                          "seed": args.seed * 1000 + k, "timeout_s": args.timeout_s, "tag": rns})
+                                          "seed": args.seed * 1000 + k, "timeout_s": args.timeout_s, "fct": fct,
+                                          "tag": rns})
     return fan_out(bed, by_ns)
 
 
@@ -429,8 +439,8 @@ def report(rows, out, norm=None, title=None):
                 x["median_fct_ms"], x["mean_fct_ms"], x["p99_fct_ms"], x["retrans_per_xfer"], x["rto_per_xfer"],
                 100 * x["frac_with_rto"], ratio))
     md = "\n".join(lines) + "\n"
-    hdr = "# %s\n\nThroughput = size / (receiver's last byte - sender's connect start), one clock.\n\n" % (
-        title or "TCP transfers")
+    hdr = ("# %s\n\nThroughput = size / (receiver's last byte - sender's connect start), one clock "
+           "(runs with --fct sender: until the sender has the receiver's report).\n\n" % (title or "TCP transfers"))
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(hdr + md)
     with open(os.path.join(out, "summary.json"), "w") as f:
@@ -650,6 +660,10 @@ def main():
     r.add_argument("--run-id", help="value of the run column (default: start time)")
     r.add_argument("--overwrite", action="store_true", help="replace results.csv instead of appending")
     r.add_argument("--max-failures", type=int, default=0, help="exit 1 if more transfers failed")
+    r.add_argument("--fct", choices=("receiver", "sender"), default="receiver",
+                   help="end of a transfer: the receiver's last byte (default) or the sender getting the "
+                        "receiver's report (one clock; forced for real-VM beds, TB_GUEST_EXTERNAL=1)")
+    r.add_argument("--no-report", action="store_true", help="append to results.csv only (report later)")
 
     p = sub.add_parser("ping", help="ping RTT from a remote host to guests")
     bed_args(p)

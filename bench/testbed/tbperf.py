@@ -11,7 +11,7 @@ Commands
   {"op": "run", "flows": [FLOW...]}     run flows concurrently, reply when all are done
       FLOW = {"dst": IP, "port": P, "size": BYTES, "count": N, "flow": K,
               "start_at": MONOTONIC_S or null, "gap_ms": 0, "gap_jitter_ms": 0, "seed": 0,
-              "timeout_s": 60, "tag": ANY}
+              "timeout_s": 60, "fct": "receiver" | "sender", "tag": ANY}
       reply {"ok": true, "rows": [ROW...]}, one ROW per transfer
   {"op": "ping"} / {"op": "quit"}
 
@@ -119,7 +119,7 @@ class Receiver:
 _PAYLOAD = bytes(4 << 20)
 
 
-def one_transfer(dst, port, size, xid, timeout):
+def one_transfer(dst, port, size, xid, timeout, sender_clock=False):
     row = {"ok": 0, "err": ""}
     t0 = MONO()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -153,7 +153,9 @@ def one_transfer(dst, port, size, xid, timeout):
         row.update({
             "t0": t0, "conn_ms": (t_conn - t0) * 1e3, "sent_ms": (t_sent - t0) * 1e3,
             "done_ms": (t_done - t0) * 1e3,
-            "fct_ms": (r.get("t_last", t_done) - t0) * 1e3,
+            # receiver: its last byte (same CLOCK_MONOTONIC as ours: namespaces of one
+            # kernel); sender: its report arrived (a real guest has its own clock).
+            "fct_ms": ((t_done if sender_clock else r.get("t_last", t_done)) - t0) * 1e3,
             "rx_first_ms": (r.get("t_first", t_done) - t0) * 1e3,
             "retrans": ti.get("total_retrans", ""), "rto": ti.get("total_rto", ""),
             "rto_recoveries": ti.get("total_rto_recoveries", ""), "dsack": ti.get("dsack_dups", ""),
@@ -181,7 +183,8 @@ def run_flow(fl, rows, lock, xid_base):
             time.sleep(d)
     rnd = random.Random(fl.get("seed", 0))
     for i in range(int(fl.get("count", 1))):
-        r = one_transfer(fl["dst"], int(fl["port"]), int(fl["size"]), xid_base + i, float(fl.get("timeout_s", 60)))
+        r = one_transfer(fl["dst"], int(fl["port"]), int(fl["size"]), xid_base + i, float(fl.get("timeout_s", 60)),
+                         fl.get("fct") == "sender")
         r.update({"flow": fl.get("flow", 0), "seq": i, "tag": fl.get("tag")})
         with lock:
             rows.append(r)

@@ -6,7 +6,11 @@
 #include <rte_ethdev.h>
 
 #include <CLI/CLI.hpp>
+#include <time.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -21,7 +25,7 @@ namespace tb {
 namespace {
 
 struct Options {
-  std::string vhost, switch_tap, iface, mac, csv;
+  std::string vhost, switch_tap, iface, mac, csv, freeze_cgroup;
   bool server = false, guest_offloads = false, schedule_only = false;
   unsigned queue_size = 256, vms_per_core = 1, burst = 32;
   double slice_ms = 30, load_pct = 60, duration_s = 0, idle_sleep_us = 30;
@@ -124,6 +128,99 @@ int schedule_only(const Options& o) {
   while (iv.empty() || iv.back().end_us < horizon) iv.push_back(m.next());
   print_stats("model", summarize(iv, horizon));
   if (!o.csv.empty()) write_csv(o.csv, iv, nullptr, horizon);
+  return 0;
+}
+
+// --freeze-cgroup DIR: applies the model's schedule to a real guest (a UML or
+// QEMU process tree) through the cgroup v1 freezer, no DPDK: FROZEN for off
+// periods, THAWED for on periods. A frozen guest runs nothing at all (its
+// timers stop too), which is what a descheduled VM does. The applied off
+// period starts when the kernel reports FROZEN and ends when THAWED was
+// written; both are recorded like the gate's applied intervals.
+class Freezer {
+ public:
+  explicit Freezer(const std::string& dir) : path_(dir + "/freezer.state") {
+    if (!write("THAWED")) throw std::invalid_argument("cannot write " + path_ + " (cgroup v1 freezer?)");
+  }
+  ~Freezer() { write("THAWED"); }
+  bool write(const char* state) {
+    std::FILE* f = std::fopen(path_.c_str(), "r+");  // never creates: must be a freezer cgroup
+    if (!f) return false;
+    const bool ok = std::fputs(state, f) >= 0;
+    return std::fclose(f) == 0 && ok;
+  }
+  bool frozen() {
+    char buf[32] = {};
+    std::FILE* f = std::fopen(path_.c_str(), "r");
+    if (!f) return false;
+    const bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+    std::fclose(f);
+    return ok && std::strncmp(buf, "FROZEN", 6) == 0;
+  }
+
+ private:
+  std::string path_;
+};
+
+uint64_t mono_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+void sleep_until_mono_us(uint64_t t) {
+  timespec ts{static_cast<time_t>(t / 1000000), static_cast<long>((t % 1000000) * 1000)};
+  clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);  // EINTR: the caller re-checks stop
+}
+
+int freeze_cgroup(const Options& o) {
+  ConsolidationModel m(o.vms_per_core, o.slice_ms, o.load_pct / 100, o.seed);
+  print_header(o, m);
+  std::fflush(stdout);
+  Freezer fz(o.freeze_cgroup);
+  auto& stop = stop_flag_on_signals();
+  const uint64_t t0 = mono_us();
+  const uint64_t horizon = o.duration_s > 0 ? static_cast<uint64_t>(o.duration_s * 1e6) : UINT64_MAX / 2;
+  std::vector<Interval> model, applied;
+  uint64_t applied_start = 0, freeze_lat_sum = 0, freeze_lat_max = 0, freezes = 0, slow_freezes = 0;
+  bool applied_on = true;
+  uint64_t now = 0;
+  while (!stop.load() && now < horizon) {
+    Interval iv = m.next();
+    model.push_back(iv);
+    if (iv.on != applied_on) {
+      uint64_t at = mono_us() - t0;
+      if (!iv.on) {
+        fz.write("FROZEN");
+        // Freezing is asynchronous: the guest still runs until every task is
+        // frozen. Wait (bounded) for the kernel to say so.
+        const uint64_t asked = mono_us();
+        while (!fz.frozen() && mono_us() - asked < 20000) usleep(50);
+        const uint64_t lat = mono_us() - asked;
+        freeze_lat_sum += lat;
+        freeze_lat_max = std::max(freeze_lat_max, lat);
+        ++freezes;
+        slow_freezes += lat >= 20000;
+        at = mono_us() - t0;
+      } else {
+        fz.write("THAWED");
+      }
+      applied.push_back(Interval{applied_on, applied_start, at});
+      applied_on = iv.on;
+      applied_start = at;
+    }
+    sleep_until_mono_us(t0 + std::min(iv.end_us, horizon));
+    now = mono_us() - t0;
+  }
+  fz.write("THAWED");
+  applied.push_back(Interval{applied_on, applied_start, now});
+  print_stats("model", summarize(model, now));
+  print_stats("applied", summarize(applied, now));
+  std::printf("vmsim freezer: freezes=%llu freeze_latency_mean_us=%.0f max_us=%llu slow(>=20ms)=%llu\n",
+              static_cast<unsigned long long>(freezes), freezes ? double(freeze_lat_sum) / freezes : 0.0,
+              static_cast<unsigned long long>(freeze_lat_max), static_cast<unsigned long long>(slow_freezes));
+  std::fflush(stdout);
+  if (!o.csv.empty()) write_csv(o.csv, model, &applied, now);
   return 0;
 }
 
@@ -240,6 +337,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 10000.0));
   app.add_option("--burst", o.burst, "rx/tx burst size")->check(CLI::Range(1u, 256u));
   app.add_flag("--schedule-only", o.schedule_only, "print the model's schedule for --duration s; no DPDK");
+  app.add_option("--freeze-cgroup", o.freeze_cgroup,
+                 "apply the schedule to a real guest: freeze/thaw this cgroup v1 freezer directory; no DPDK");
   std::vector<std::string> rev(tool.rbegin(), tool.rend());
   try {
     app.parse(rev);
@@ -251,6 +350,7 @@ int main(int argc, char** argv) {
       if (o.duration_s <= 0) throw std::invalid_argument("--schedule-only needs --duration");
       return tb::schedule_only(o);
     }
+    if (!o.freeze_cgroup.empty()) return tb::freeze_cgroup(o);
     if (o.vhost.empty() == o.switch_tap.empty() || o.iface.empty())
       throw std::invalid_argument("--iface and one of --vhost, --switch-tap are required");
     return tb::run(argv[0], eal, o);
