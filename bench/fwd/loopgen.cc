@@ -7,6 +7,17 @@
 // dst = port 1), arrives at port 1, leaves port 0 again, so each direction of
 // the switch carries its own loop. Rate = packets received on both ports over
 // a window after a warm-up; one phase per --flows value. See README.md.
+//
+// --proto tcp: every frame is a TCP data segment of a real-looking
+// connection, for switches that keep per-connection state (vswitch's TCP
+// stages). Flow f is the connection A_f:sport_f <-> B:5001; frames injected
+// on port 0 carry A->B data, those of port 1 B->A data (a frame keeps its
+// direction: Ethernet addresses are never rewritten). Each send carries the
+// next sequence number of its (direction, flow) and acknowledges what the
+// loop has received of the other direction, so a tracker sees in-order data
+// both ways. TCP checksums are left 0 (the switch does not verify them).
+// Frames that are not the loop's own data (e.g. ACKs a stage emitted) are
+// counted as foreign and dropped, so the loop's population stays constant.
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -14,6 +25,7 @@
 #include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_tcp.h>
 #include <rte_udp.h>
 
 #include <CLI/CLI.hpp>
@@ -44,6 +56,7 @@ struct Options {
   bool server = false;
   unsigned queue_size = 1024, inject = 512, burst = 32, frame = 64;
   std::vector<uint64_t> flows = {1};
+  bool tcp = false;
   double warmup_s = 3, window_s = 10, slice_ms = 10;
   int watch_pid = 0;
   std::string hook;
@@ -72,17 +85,29 @@ inline uint16_t csum_replace4(uint16_t check, uint32_t from, uint32_t to) {
 
 struct FlowHdrs {
   rte_ipv4_hdr* ip;
-  rte_udp_hdr* udp;
+  rte_udp_hdr* udp;  // UDP mode
+  rte_tcp_hdr* tcp;  // TCP mode
+  uint32_t payload;  // TCP payload bytes
 };
 
-// Our own frames only: Ethernet + option-less IPv4 + UDP, no VLAN.
-inline bool locate(rte_mbuf* m, FlowHdrs* h) {
-  if (m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr)) return false;
+// Our own frames only: Ethernet + option-less IPv4 + UDP (or TCP with data
+// and no options), no VLAN.
+inline bool locate(rte_mbuf* m, bool tcp, FlowHdrs* h) {
+  const size_t l4 = tcp ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr);
+  if (m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + l4) return false;
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
   if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) return false;
   h->ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
-  if (h->ip->version_ihl != RTE_IPV4_VHL_DEF || h->ip->next_proto_id != IPPROTO_UDP) return false;
-  h->udp = reinterpret_cast<rte_udp_hdr*>(h->ip + 1);
+  if (h->ip->version_ihl != RTE_IPV4_VHL_DEF || h->ip->next_proto_id != (tcp ? IPPROTO_TCP : IPPROTO_UDP))
+    return false;
+  if (!tcp) {
+    h->udp = reinterpret_cast<rte_udp_hdr*>(h->ip + 1);
+    return true;
+  }
+  h->tcp = reinterpret_cast<rte_tcp_hdr*>(h->ip + 1);
+  const uint32_t tot = rte_be_to_cpu_16(h->ip->total_length);
+  if (h->tcp->data_off != (5 << 4) || tot <= sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr)) return false;
+  h->payload = tot - static_cast<uint32_t>(sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr));
   return true;
 }
 
@@ -94,7 +119,8 @@ inline void set_flow(const FlowHdrs& h, uint32_t f) {
   h.udp->src_port = rte_cpu_to_be_16(static_cast<uint16_t>(0x8000 | (f & 0x7fff)));
 }
 
-rte_mbuf* build_frame(rte_mempool* pool, const rte_ether_addr& src, const rte_ether_addr& dst, unsigned len) {
+rte_mbuf* build_frame(rte_mempool* pool, const rte_ether_addr& src, const rte_ether_addr& dst, unsigned len,
+                      bool tcp, bool reverse) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) throw std::runtime_error("mbuf pool exhausted while injecting");
   char* p = rte_pktmbuf_append(m, static_cast<uint16_t>(len));
@@ -108,10 +134,19 @@ rte_mbuf* build_frame(rte_mempool* pool, const rte_ether_addr& src, const rte_et
   ip->version_ihl = RTE_IPV4_VHL_DEF;
   ip->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(len - sizeof(*eth)));
   ip->time_to_live = 64;
-  ip->next_proto_id = IPPROTO_UDP;
-  ip->src_addr = rte_cpu_to_be_32(kSrcBase);
-  ip->dst_addr = rte_cpu_to_be_32(kDstAddr);
+  ip->next_proto_id = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+  ip->src_addr = rte_cpu_to_be_32(reverse ? kDstAddr : kSrcBase);
+  ip->dst_addr = rte_cpu_to_be_32(reverse ? kSrcBase : kDstAddr);
   ip->hdr_checksum = rte_ipv4_cksum(ip);
+  if (tcp) {
+    auto* th = reinterpret_cast<rte_tcp_hdr*>(ip + 1);
+    th->src_port = rte_cpu_to_be_16(reverse ? kDstPort : 0x8000);
+    th->dst_port = rte_cpu_to_be_16(reverse ? 0x8000 : kDstPort);
+    th->data_off = 5 << 4;
+    th->tcp_flags = RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG;
+    th->rx_win = rte_cpu_to_be_16(65535);
+    return m;
+  }
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
   udp->src_port = rte_cpu_to_be_16(0x8000);
   udp->dst_port = rte_cpu_to_be_16(kDstPort);
@@ -201,7 +236,7 @@ class LoopGen {
       while (sent < o_.inject) {
         rte_mbuf* b[kMaxBurst];
         const unsigned n = std::min<unsigned>(o_.burst, o_.inject - sent);
-        for (unsigned i = 0; i < n; ++i) b[i] = build_frame(pool_, mac_[p], mac_[1 - p], len);
+        for (unsigned i = 0; i < n; ++i) b[i] = build_frame(pool_, mac_[p], mac_[1 - p], len, o_.tcp, p == 1);
         unsigned k = 0;
         while (k < n && rte_rdtsc() < end) k += rte_eth_tx_burst(p, 0, b + k, static_cast<uint16_t>(n - k));
         if (k < n) {
@@ -216,6 +251,11 @@ class LoopGen {
   void set_flows(uint64_t n) {
     n_flows_ = static_cast<uint32_t>(n);
     ctr_ = {0, 0};
+    if (o_.tcp)
+      for (int d = 0; d < 2; ++d) {  // connections of earlier phases keep their sequence numbers
+        if (snd_[d].size() < n) snd_[d].resize(n, 0);
+        if (rcv_[d].size() < n) rcv_[d].resize(n, 0);
+      }
   }
 
   // Polls until tsc `until` (or a signal). With `slices`, also records the
@@ -278,23 +318,34 @@ class LoopGen {
       }
     }
     rte_mbuf* b[kMaxBurst];
-    const uint16_t n = rte_eth_rx_burst(in, 0, b, static_cast<uint16_t>(o_.burst));
+    uint16_t n = rte_eth_rx_burst(in, 0, b, static_cast<uint16_t>(o_.burst));
     if (n == 0) return;
     PortCounters& c = cnt_[in];
-    c.rx += n;
     uint32_t f = ctr_[in];
+    uint16_t keep = 0;
     for (uint16_t i = 0; i < n; ++i) {
       if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(b[i + 1], void*));
-      c.rx_bytes += b[i]->pkt_len;
       FlowHdrs h;
-      if (!locate(b[i], &h)) {
+      if (!locate(b[i], o_.tcp, &h)) {
         ++c.foreign;
-        continue;
+        if (o_.tcp) {  // not the loop's own data: drop it, the population stays constant
+          rte_pktmbuf_free(b[i]);
+          continue;
+        }
+      } else if (o_.tcp) {
+        set_tcp_flow(h, out, f);
+        if (++f == n_flows_) f = 0;
+      } else {
+        set_flow(h, f);
+        if (++f == n_flows_) f = 0;
       }
-      set_flow(h, f);
-      if (++f == n_flows_) f = 0;
+      ++c.rx;
+      c.rx_bytes += b[i]->pkt_len;
+      b[keep++] = b[i];
     }
     ctr_[in] = f;
+    n = keep;
+    if (n == 0) return;
     const uint16_t k = rte_eth_tx_burst(out, 0, b, n);
     cnt_[out].tx += k;
     if (k < n) {
@@ -304,8 +355,31 @@ class LoopGen {
     busy_cycles_ += rte_rdtsc() - t0;
   }
 
+  // TCP mode: a frame received on port `in` travels in direction d = 1 - in
+  // (d = 0: A->B, injected on port 0). Records what the receiving end got of
+  // its old flow, then makes it the next segment of flow f.
+  void set_tcp_flow(const FlowHdrs& h, uint16_t d, uint32_t f) {
+    const uint32_t old_a = rte_be_to_cpu_32(d == 0 ? h.ip->src_addr : h.ip->dst_addr) - kSrcBase;
+    if (old_a < rcv_[d].size()) rcv_[d][old_a] = rte_be_to_cpu_32(h.tcp->sent_seq) + h.payload;
+    const uint32_t a = rte_cpu_to_be_32(kSrcBase + f);
+    const uint16_t port = rte_cpu_to_be_16(static_cast<uint16_t>(0x8000 | (f & 0x7fff)));
+    if (d == 0) {
+      h.ip->hdr_checksum = csum_replace4(h.ip->hdr_checksum, h.ip->src_addr, a);
+      h.ip->src_addr = a;
+      h.tcp->src_port = port;
+    } else {
+      h.ip->hdr_checksum = csum_replace4(h.ip->hdr_checksum, h.ip->dst_addr, a);
+      h.ip->dst_addr = a;
+      h.tcp->dst_port = port;
+    }
+    h.tcp->sent_seq = rte_cpu_to_be_32(snd_[d][f]);
+    snd_[d][f] += h.payload;
+    h.tcp->recv_ack = rte_cpu_to_be_32(rcv_[1 - d][f]);
+  }
+
   const Options& o_;
   rte_mempool* pool_;
+  std::array<std::vector<uint32_t>, 2> snd_, rcv_;  // TCP mode: per direction, per flow
   std::array<rte_ether_addr, 2> mac_{};
   std::array<Pending, 2> pending_{};
   std::array<PortCounters, 2> cnt_{};
@@ -454,12 +528,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 1000.0));
   app.add_option("--watch-pid", o.watch_pid, "report the CPU share of this process's busiest thread");
   app.add_option("--hook", o.hook, "run 'HOOK start|end PHASE FLOWS' around each window (outside it)");
+  std::string proto = "udp";
+  app.add_option("--proto", proto, "udp, or tcp: data segments of real-looking connections (see the header)")
+      ->check(CLI::IsMember({"udp", "tcp"}));
   std::vector<std::string> rev(tool.rbegin(), tool.rend());
   try {
     app.parse(rev);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  o.tcp = proto == "tcp";
   try {
     return loopgen::run(argv[0], eal, o);
   } catch (const std::exception& e) {

@@ -103,6 +103,32 @@ def throughput_table(cells, frames, flows, key="mpps", all_runs=False):
     return "\n".join(out), present
 
 
+def stages_table(cells, frames, flows):
+    """vswitchd with TCP stages (switch names vswitch+STAGE...) against plain vswitchd, same run."""
+    staged = sorted({k[0] for k in cells if k[0].startswith("vswitch+")})
+    if not staged:
+        return ""
+    head = ["frame", "flows", "vswitchd Mpps"] + [f"{c} Mpps" for c in staged] + ["vswitchd cyc/pkt (core)"]
+    head += [f"{c}: cyc/pkt (added)" for c in staged]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for fr in frames:
+        for fl in flows:
+            base = cells.get(("vswitch", fr, fl))
+            b_mpps = base.median("mpps") if base else None
+            b_cyc = base.median("sw_core_cycles_per_pkt") if base else None
+            row = [f"{fr} B", flows_label(fl), fmt(b_mpps)]
+            cyc = []
+            for c in staged:
+                cell = cells.get((c, fr, fl))
+                m = cell.median("mpps") if cell else None
+                row.append(fmt(m) + (f" ({ratio(m, b_mpps)}×)" if m and b_mpps else ""))
+                k = cell.median("sw_core_cycles_per_pkt") if cell else None
+                cyc.append(fmt(k, 0) + (f" (+{k - b_cyc:.0f})" if k is not None and b_cyc is not None else ""))
+            row.append(fmt(b_cyc, 0))
+            out.append("| " + " | ".join(row + cyc) + " |")
+    return "\n".join(out)
+
+
 def cycles_table(cells, frames, flows, present):
     head = ["frame", "flows"]
     for _, name in present:
@@ -266,6 +292,12 @@ def section(args, cells, rows, plot_note, png_rel):
            "of its time spent on non-empty bursts (well below 100 % means the generator waited for the "
            "switch, i.e. it was not the bottleneck).", "",
          cycles_table(cells, frames, flows, present), "",
+         *(["### TCP stages on the forwarding path", "",
+            "loopgen `--proto tcp` (TCP data segments of N connections both ways, see bench/fwd/loopgen.cc); "
+            "vswitchd with the named stages enabled (monitor: vm1 = uplink; snoop toward vm2), medians of "
+            "accepted runs; cycles = the PMD thread's CPU time per forwarded packet (*core*), added = minus "
+            "plain vswitchd in the same run:", "", stages_table(cells, frames, flows), ""]
+           if stages_table(cells, frames, flows) else []),
          "### Runs", "", runs_table(cells, rows, args), "",
          "### Caveats", "",
          "- Shared 2-core machine: other developers' builds and tests run at the same time. Runs where either "
@@ -324,6 +356,9 @@ def main():
     with open(args.doc, "w") as f:
         f.write(text)
     print(sec.split("### Cycles per packet")[0].split("### Throughput (Mpps)")[1].strip())
+    st = stages_table(cells, sorted({k[1] for k in cells}), flows)
+    if st:
+        print("\nTCP stages:\n" + st)
     print(f"\nwritten: {args.doc}" + ("" if note else f", {args.png}"))
 
 

@@ -8,7 +8,13 @@
 #
 #   bench/fwd/run.sh [--quick] [--runs N] [--window S] [--warmup S]
 #                    [--switches testpmd,ovs,vswitch] [--no-docs] [--build] [--keep-tmp]
-#                    [--min-switch-cpu 95] [--min-gen-cpu 90]
+#                    [--min-switch-cpu 95] [--min-gen-cpu 90] [--proto udp|tcp]
+#
+# TCP stages: --proto tcp makes every frame a TCP data segment of N
+# connections (loopgen's header); switches vswitch+STAGE[+STAGE] run vswitchd
+# with those stages enabled (monitor: vm1 is the uplink; snoop: toward vm2),
+# e.g. --proto tcp --switches vswitch,vswitch+monitor,vswitch+snoop gives the
+# cost of each stage on the forwarding path (report: the "TCP stages" table).
 #
 # A run is accepted when the switch's PMD thread had >= 95 % of core 1 and the
 # generator >= 90 % of core 0 over the window (/proc/.../schedstat): in a
@@ -26,6 +32,7 @@ OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 CMDLINE="bench/fwd/run.sh${*:+ $*}"
 
 RUNS=3 WINDOW=10 WARMUP=3 SIZES="64 1518" FLOWS="1,1000,100000,1000000"
+PROTO=udp
 SWITCHES="testpmd,ovs,vswitch" DOCS=1 MIN_SW_CPU=95 MIN_GEN_CPU=90 FORCE_BUILD=0 KEEP_TMP=0 QUICK=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -36,6 +43,7 @@ while [ $# -gt 0 ]; do
     --sizes) SIZES=${2//,/ }; shift ;;
     --flows) FLOWS=$2; shift ;;
     --switches) SWITCHES=$2; shift ;;
+    --proto) PROTO=$2; shift ;;
     --min-switch-cpu) MIN_SW_CPU=$2; shift ;;
     --min-gen-cpu) MIN_GEN_CPU=$2; shift ;;
     --docs) DOCS=1 ;;
@@ -216,6 +224,14 @@ ovs_mode() {
   fi
 }
 
+# TOML for vswitchd's stages, from "monitor+snoop" (empty: none).
+vswitch_stage_toml() {
+  [ -n "$1" ] || return 0
+  local list; list=$(echo "$1" | tr '+' '\n' | sed 's/.*/"&"/' | paste -sd, -)
+  printf '[stages]\norder = [%s]\nenabled = [%s]\n' "$list" "$list"
+  printf '[stages.monitor]\nuplink_ports = ["vm1"]\n[stages.snoop]\nports = ["vm2"]\n'
+}
+
 start_vswitch() {
   local d=$T/vswitch
   mkdir -p "$d"; rm -f "$d"/*.sock
@@ -230,6 +246,7 @@ lcores = [1]
 idle_sleep_max_us = 0
 [control]
 socket = "$d/ctl.sock"
+$(vswitch_stage_toml "$STAGES")
 [[port]]
 name = "vm1"
 type = "vhost-user"
@@ -257,7 +274,10 @@ EOF
 start_switch() {
   SW_KIND=$1
   log "starting $1"
-  "start_$1"
+  case $1 in
+    vswitch+*) STAGES=${1#vswitch+}; start_vswitch ;;
+    *) STAGES=""; "start_$1" ;;
+  esac
 }
 
 # Stops the running switch completely and removes its hugepage files.
@@ -294,7 +314,7 @@ measure() {
   log "  $config frame=$frame flows=$FLOWS"
   timeout -s INT "$limit" "$LOOPGEN" -l 0 --file-prefix "${PFX}gen" -m 256 --no-pci \
     --log-level=pmd.net.virtio.*:warning -- --vhost0 "$SOCK0" --vhost1 "$SOCK1" --frame "$frame" \
-    --flows "$FLOWS" --warmup "$WARMUP" --window "$WINDOW" --watch-pid "$SW_PID" --hook "$HOOK" \
+    --flows "$FLOWS" --proto "$PROTO" --warmup "$WARMUP" --window "$WINDOW" --watch-pid "$SW_PID" --hook "$HOOK" \
     >"$out" 2>&1 &
   GEN_PID=$!
   wait "$GEN_PID" || log "  loopgen exited with $? (see $out)"
@@ -333,7 +353,7 @@ echo "switch,round,frame,flows,mpps,rx0_pps,rx1_pps,window_s,sw_thread,sw_cpu_pc
 reserve_hugepages 700   # OVS takes 512 pages (1 GB), the generator 128
 
 IFS=, read -r -a SW_LIST <<< "$SWITCHES"
-log "fwd benchmark: runs=$RUNS sizes=[$SIZES] flows=[$FLOWS] window=${WINDOW}s warm-up=${WARMUP}s switches=[${SW_LIST[*]}]"
+log "fwd benchmark: proto=$PROTO runs=$RUNS sizes=[$SIZES] flows=[$FLOWS] window=${WINDOW}s warm-up=${WARMUP}s switches=[${SW_LIST[*]}]"
 log "csv: $CSV"
 START=$SECONDS
 for ((r = 0; r < RUNS; r++)); do
