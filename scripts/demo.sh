@@ -24,7 +24,8 @@ section() { printf '\n==== %s\n' "$*"; }
 STAGES=monitor,snoop
 section "test bed: 2 guests (3 VMs per core, 60 % load, 30 ms slices), 1 remote host, 1 ms RTT, 1 Gbit/s"
 "$TB/up.sh" --name "$NAME" --guests 2 --vms-per-core 3 --load 60 --remote-hosts 1 --rtt-ms 1 --rate-mbit 1000 \
-  --stages "$STAGES" --enabled monitor >"$OUT/up.log" 2>&1 || { tail -20 "$OUT/up.log"; exit 1; }
+  --stages "$STAGES" --enabled monitor --switch-conf $'[stages.snoop]\ndisabled_ports = ["uplink"]' \
+  >"$OUT/up.log" 2>&1 || { tail -20 "$OUT/up.log"; exit 1; }
 . "/tmp/tb-$NAME/env"
 CTL="$TB_VSWITCHCTL -s $TB_CTL"
 $CTL show
@@ -34,6 +35,25 @@ python3 "$TB/harness.py" run --name "$NAME" --sizes 100K --dir rx --count "$COUN
   --config off=monitor --config snoop=monitor,snoop --norm off --out "$OUT/rx" --title "demo: remote -> guest 100 KB" \
   >"$OUT/harness.log" 2>&1 || { tail -20 "$OUT/harness.log"; exit 1; }
 sed -n '1,40p' "$OUT/rx/summary.md"
+if have_stage snoop; then
+  # Snapshot right after the transfers (snoop ran only in the "snoop" blocks;
+  # harness.py leaves the last configuration applied).
+  section "snoop: what it did for the $COUNT remote -> guest transfers of the snoop blocks"
+  $CTL --json stage-list >"$OUT/stage-list-rx.json"
+  python3 - "$OUT/stage-list-rx.json" "$COUNT" <<'PY'
+import json, sys
+c = [s for s in json.load(open(sys.argv[1])) if s["name"] == "snoop"][0]["counters"]
+n = int(sys.argv[2])
+print("data segments marked %d (confirmed into the ring %d, refused %d); early ACKs %d covering %d bytes "
+      "(%.0f %% of %d x 100 KB)" % (c["data_marked"], c["tx_confirmed"], c["tx_refused"], c["early_ack"],
+                                   c["early_ack_bytes"], 100.0 * c["early_ack_bytes"] / (n * 100000), n))
+print("guest side re-learned from the data direction: %d; guest ACKs dropped %d, passed %d; windows bounded by "
+      "the ring %d" % (c.get("role_swap", 0), c["guest_ack_drop_covered"] + c["guest_ack_drop_dup"],
+                       c["guest_ack_pass"], c.get("win_ring_bound", 0)))
+off = {k: v for k, v in c.items() if v and (k.startswith("offline_") or k.startswith("resume_") or k.startswith("no_ack"))}
+print("offline / resume / not acked:", off or "none")
+PY
+fi
 
 section "guest 1 <-> guest 2: 3 s of TCP through the switch"
 read -r G1 G2 <<<"$TB_GUEST_NS"

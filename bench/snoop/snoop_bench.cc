@@ -44,8 +44,9 @@ struct Rig {
     TcpFlowConfig fc;
     fc.capacity = 1 << 16;
     ctx = std::make_unique<SimCtx>(dp, fc);
-    st = std::make_unique<SnoopStage>(snoop::config_from_json({{"disabled_ports", {"wire"}}, {"desc_bytes", 0}}),
-                                      self);
+    // Default ring bound (desc_bytes 1448) against a 256-descriptor ring with room.
+    st = std::make_unique<SnoopStage>(snoop::config_from_json({{"disabled_ports", {"wire"}}}), self);
+    vm.ring_free = 256;
   }
   // Builds a batch (mbufs, parsed, tracked) from frames arriving on in_port.
   uint64_t track_cycles = 0;

@@ -147,6 +147,7 @@ bool SnoopStage::set_conn(const FlowKey& k, bool on, PmdContext&) {
     c.flags |= cflag::kConnOff;
     if (c.mode != Mode::kNone && c.mode != Mode::kClosed) c.mode = Mode::kOff;
   }
+  account(c);
   return true;
 }
 

@@ -50,8 +50,8 @@ const std::vector<const char*>& snoop_counter_names() {
       "offline_window", "resume_guest_ack", "resume_retransmission", "sync_done", "no_ack_flags", "no_ack_ts",
       "no_ack_off", "guest_ack", "guest_ack_drop_covered", "guest_ack_drop_dup", "guest_ack_pass",
       "guest_ack_raised", "guest_win_capped", "guest_sack_trimmed", "closed", "port_disabled", "ack_alloc_fail",
-      "stale_note"};
-  static_assert(kNCtr == 30);
+      "stale_note", "role_swap", "win_ring_bound", "win_update"};
+  static_assert(kNCtr == 33);
   return n;
 }
 
@@ -92,6 +92,7 @@ SnoopStage::SnoopStage(const Config& cfg, uint8_t self)
     : Stage(kNCtr), cfg_(cfg), self_(self), notes_(new Note[kNotes]) {
   std::memset(static_cast<void*>(notes_.get()), 0, sizeof(Note) * kNotes);
   pending_.reserve(256);
+  if (cfg_.desc_bytes) desc_recip_ = ((uint64_t(1) << 32) + cfg_.desc_bytes - 1) / cfg_.desc_bytes;
 }
 
 SnoopStage::~SnoopStage() {
@@ -111,7 +112,74 @@ bool SnoopStage::ensure_table(PmdContext& ctx) {
     return false;
   }
   conns_ = static_cast<Conn*>(p);
+  table_->add_remove_hook(&SnoopStage::on_remove, this);
   return true;
+}
+
+namespace {
+// Modes in which the connection's sender is told windows by this stage.
+inline bool snooped(Mode m) {
+  return m == Mode::kActive || m == Mode::kOfflineOoo || m == Mode::kOfflineNoBuf || m == Mode::kSync;
+}
+}  // namespace
+
+void SnoopStage::roll(PortState& ps, uint16_t slot) {
+  if (ps.slot == slot) return;
+  const bool next = uint16_t(ps.slot + 1) == slot;
+  ps.prom_prev = next ? ps.prom_cur : 0;
+  ps.n_prev = next ? ps.n_cur : 0;
+  ps.prom_cur = 0;
+  ps.n_cur = 0;
+  ps.slot = slot;
+}
+
+void SnoopStage::unaccount(Conn& c) {
+  if (c.acct_epoch && c.gport < kMaxPorts) {
+    PortState& ps = ports_[c.gport];
+    if (c.acct_epoch == ps.epoch) {
+      if (c.acct_slot == ps.slot) {
+        ps.prom_cur -= std::min<uint64_t>(ps.prom_cur, c.promised);
+        if (ps.n_cur) --ps.n_cur;
+      } else if (uint16_t(c.acct_slot + 1) == ps.slot) {
+        ps.prom_prev -= std::min<uint64_t>(ps.prom_prev, c.promised);
+        if (ps.n_prev) --ps.n_prev;
+      }
+    }
+  }
+  c.promised = 0;
+  c.acct_epoch = 0;
+}
+
+void SnoopStage::account(Conn& c) {
+  if (c.mode == Mode::kNone || c.gport >= kMaxPorts) return;
+  PortState& ps = ports_[c.gport];
+  const uint16_t slot = static_cast<uint16_t>(now_ms_ >> 6);
+  if (__builtin_expect(ps.slot != slot, 0)) roll(ps, slot);
+  uint32_t p = 0;  // descriptors: each segment takes one, however short
+  const bool live = snooped(c.mode) && c.epoch == ps.epoch;
+  if (live && (c.flags & cflag::kHaveAck) && cfg_.desc_bytes) {
+    const int32_t d = Seq(c.right_sent) - Seq(c.enq);
+    if (d > 0) p = descs(uint32_t(d));
+  }
+  if (__builtin_expect(live && c.acct_epoch == ps.epoch && c.acct_slot == slot, 1)) {
+    ps.prom_cur += int64_t(p) - int64_t(c.promised);  // already counted in this period
+    c.promised = p;
+    return;
+  }
+  unaccount(c);
+  if (!p && !snooped(c.mode)) return;  // not counted at all
+  ps.prom_cur += p;
+  ++ps.n_cur;
+  c.promised = p;
+  c.acct_epoch = ps.epoch;
+  c.acct_slot = ps.slot;
+}
+
+void SnoopStage::on_remove(void* self, uint32_t slot, const TcpConn& tc, RemoveReason) {
+  auto* st = static_cast<SnoopStage*>(self);
+  if (slot >= st->cap_) return;
+  Conn& c = st->conns_[slot];
+  if (c.gen1 == tc.gen + 1 && c.mode != Mode::kNone) st->unaccount(c);
 }
 
 SnoopStage::PortState& SnoopStage::port_state(PmdContext& ctx, uint16_t id) {
@@ -125,6 +193,8 @@ SnoopStage::PortState& SnoopStage::port_state(PmdContext& ctx, uint16_t id) {
   ps.up = up;
   ps.resolved = true;
   ps.epoch = ++epoch_seq_;
+  ps.prom_cur = ps.prom_prev = 0;  // connections counted under the old epoch are no longer snooped here
+  ps.n_cur = ps.n_prev = 0;
   ps.enabled = false;
   ps.buf = cfg_.buf_bytes;
   if (p && (!cfg_.vhost_only || p->kind() == Port::Kind::kVhostUser)) {
@@ -189,12 +259,42 @@ void SnoopStage::go_offline(Conn& c, Mode m, size_t counter) {
 }
 
 uint16_t SnoopStage::window_for(Conn& c, uint32_t ack, bool ring_bound, bool commit) {
-  const PortState& ps = ports_[c.gport];
+  PortState& ps = ports_[c.gport];
+  roll(ps, static_cast<uint16_t>(now_ms_ >> 6));
   uint32_t bound = std::min(c.rcv_win, ps.buf);
   if (ring_bound && cfg_.desc_bytes && ps.ptr) {
-    const int f = ps.ptr->rx_ring_free(0);
-    const uint32_t n = std::max<uint32_t>(1, std::max(ps.share_cur, ps.share_prev));
-    if (f >= 0) bound = std::min<uint64_t>(bound, uint64_t(f) * cfg_.desc_bytes / n);
+    // Ring bound: what the ring can still take (free descriptors x desc_bytes)
+    // minus what is already promised to the port's other connections. This
+    // connection's own promise after this ACK is (right - enq); the bytes
+    // between ack and enq are already in the ring.
+    const int f = ring_free(ps);
+    if (f >= 0) {
+      const bool counted = c.acct_epoch == ps.epoch && (c.acct_slot == ps.slot || uint16_t(c.acct_slot + 1) == ps.slot);
+      const uint64_t mine = counted ? c.promised : 0;
+      const uint64_t all = ps.promised();
+      const uint64_t others = all > mine ? all - mine : 0;
+      uint64_t room = uint64_t(f) > others ? uint64_t(f) - others : 0;  // descriptors left for c
+      // ... and at most its share of the free ring among the port's active connections.
+      const uint64_t n = std::max<uint64_t>(1, ps.n_cur + ps.n_prev + (counted ? 0 : 1));
+      room = std::min<uint64_t>(room, std::max<uint64_t>(1, uint64_t(f) / n));
+      const int32_t in_ring = Seq(c.enq) - Seq(ack);
+      const uint64_t left = room * cfg_.desc_bytes + uint32_t(std::max<int32_t>(0, in_ring));
+      if (left < bound) {
+        bound = static_cast<uint32_t>(left);
+        if (commit) {
+          ctr(kWinRingBound).add();
+          // Less than a segment of room left and the guest would give more:
+          // a window update follows when the ring has room again.
+          if (!c.starved && left < uint64_t(cfg_.desc_bytes) + uint32_t(std::max<int32_t>(0, in_ring)) &&
+              Seq(c.g_right) - Seq(c.enq) >= int32_t(cfg_.desc_bytes)) {
+            c.starved = 1;
+            if (ps.starved.empty()) starved_ports_.push_back(c.gport);
+            ps.starved.push_back(uint32_t(&c - conns_));
+            any_starved_ = true;
+          }
+        }
+      }
+    }
   }
   uint32_t raw;
   if (c.flags & cflag::kWsExact) {
@@ -218,20 +318,6 @@ uint16_t SnoopStage::window_for(Conn& c, uint32_t ack, bool ring_bound, bool com
     if (adv > Seq(c.right_sent)) c.right_sent = adv.raw();
   }
   return static_cast<uint16_t>(raw);
-}
-
-void SnoopStage::count_share(PmdContext& ctx, Conn& c) {
-  PortState& ps = ports_[c.gport];
-  const uint32_t w = (ctx.now_ms() >> 6) + 1;
-  if (ps.share_win != w) {
-    ps.share_prev = ps.share_win + 1 == w ? ps.share_cur : 0;
-    ps.share_cur = 0;
-    ps.share_win = w;
-  }
-  if (c.share_win != w) {
-    c.share_win = w;
-    ++ps.share_cur;
-  }
 }
 
 void SnoopStage::send_ack(PmdContext& ctx, const Conn& c, uint32_t slot, uint32_t ack, uint16_t raw_win,
@@ -400,6 +486,28 @@ bool trim_sack(net::TcpHdr* th, const net::TcpOptions& o, uint32_t ack, net::L4C
 
 }  // namespace
 
+// The guest's SYN-ACK window is a promise too (the sender may fill it at once
+// once early ACKs grow its cwnd): lower it to the port's unpromised ring room,
+// never below 4 segments (a handshake must not stall on a full ring).
+void SnoopStage::cap_synack(Batch& b, uint16_t i, Conn& c, const TcpSegment& s) {
+  if (!cfg_.desc_bytes || !s.has_ack()) return;
+  PortState& ps = ports_[c.gport];
+  if (!ps.ptr) return;
+  const int f = ring_free(ps);
+  if (f < 0) return;
+  roll(ps, static_cast<uint16_t>(now_ms_ >> 6));
+  const uint64_t others = ps.promised();  // c is not counted yet
+  uint64_t room = uint64_t(f) > others ? uint64_t(f) - others : 0;
+  room = std::min<uint64_t>(room, std::max<uint64_t>(1, uint64_t(f) / (ps.n_cur + ps.n_prev + 1)));
+  const uint64_t bytes = std::max<uint64_t>(room * cfg_.desc_bytes, 4ull * cfg_.desc_bytes);
+  if (bytes >= s.window) return;
+  rte_mbuf* m = b.pkts[i];
+  auto* th = pkt_at<net::TcpHdr>(m, meta(m).l4_off);
+  net::tcp_set_window(th, static_cast<uint16_t>(bytes), csum_mode(m));
+  c.right_sent = s.ack + uint32_t(bytes);
+  ctr(kWinRingBound).add();
+}
+
 void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const TcpConn& tc, const TcpSegment& s) {
   const TcpDirState& G = tc.d[c.gdir];
   if (!(c.flags & cflag::kWsExact) && G.has(dirflag::kWsKnown)) {
@@ -461,7 +569,7 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
     if (c.mode != Mode::kSync) ++c.n_resume;
     c.mode = Mode::kActive;
   }
-  if (s.syn()) {  // the guest's SYN-ACK passes untouched
+  if (s.syn()) {  // a SYN-ACK seen here passes (the one the connection is learned from is capped: cap_synack)
     if (Seq(A) > Seq(c.ack_sent)) c.ack_sent = A;
     if (Seq(c.g_right) > Seq(c.right_sent)) c.right_sent = c.g_right;
     return;
@@ -469,12 +577,16 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
 
   const bool pure = s.payload_len == 0 && !s.fin();
   const bool ece = s.flags & net::tcpflag::kEce;
+  // Windows the guest opens are subject to the port's ring bound too while
+  // the stage speaks for the connection: otherwise a guest window update would
+  // promise the sender more than the ring can take beside the other senders.
+  const bool rb = snooped(c.mode);
   const bool sack = s.opts.has(net::kOptSack);
   uint32_t new_ack = A;
   if (Seq(A) < Seq(c.ack_sent)) {
     // Covered. It still goes out (as a window update at our ACK point) if
     // the guest opened its window beyond what the sender was told (III-C).
-    const bool news = Seq(c.ack_sent) + (uint32_t(window_for(c, c.ack_sent, false, false)) << c.ws) >
+    const bool news = Seq(c.ack_sent) + (uint32_t(window_for(c, c.ack_sent, rb, false)) << c.ws) >
                       Seq(c.right_sent);
     if (pure && !ece && !news) {
       ctr(kGuestAckDropCovered).add();
@@ -486,7 +598,7 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
   } else if (A == c.ack_sent && pure && !ece && !sack && c.mode == Mode::kActive) {
     // Paper III-C: the guest ACK matching our last early ACK passes only if
     // it tells the sender something new (the guest's latest window).
-    const uint16_t raw = window_for(c, A, false, false);
+    const uint16_t raw = window_for(c, A, rb, false);
     if (Seq(A) + (uint32_t(raw) << c.ws) == Seq(c.right_sent)) {
       ctr(kGuestAckDropDup).add();
       ++c.n_dropped;
@@ -504,7 +616,7 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
     ctr(kGuestAckRaised).add();
     if (sack && trim_sack(th, s.opts, new_ack, mode)) ctr(kGuestSackTrimmed).add();
   }
-  const uint16_t raw = window_for(c, new_ack, false, true);
+  const uint16_t raw = window_for(c, new_ack, rb, true);
   if (raw != s.window) {
     net::tcp_set_window(th, raw, mode);
     ctr(kGuestWinCapped).add();
@@ -521,22 +633,76 @@ void SnoopStage::flush_acks(PmdContext& ctx) {
     if (!table_->alive(slot, c.gen1 - 1)) continue;
     if (c.sport == kNoPort || !can_ack(ctx, c)) {
       ctr(kNoAckOff).add();
+      account(c);
       continue;
     }
     if (Seq(c.enq) <= Seq(c.ack_sent)) continue;
-    count_share(ctx, c);
     const uint16_t raw = window_for(c, c.enq, true, true);
     send_ack(ctx, c, slot, c.enq, raw, c.pend_tsecr, c.pend_ts);
     ctr(kEarlyAck).add();
     ctr(kEarlyAckBytes).add(uint32_t(Seq(c.enq) - Seq(c.ack_sent)));
     c.ack_sent = c.enq;
     ++c.n_early;
+    account(c);
   }
   pending_.clear();
 }
 
+void SnoopStage::feed_starved(PmdContext& ctx) {
+  for (size_t pi = 0; pi < starved_ports_.size();) {
+    const uint16_t id = starved_ports_[pi];
+    PortState& ps = ports_[id];
+    ps.f_stamp = 0;  // a fresh read
+    const int f = ps.ptr && ps.resolved ? ring_free(ps) : 0;
+    roll(ps, static_cast<uint16_t>(now_ms_ >> 6));
+    size_t k = 0;
+    // Only when the ring has unpromised room for a segment (O(1) per call otherwise).
+    while (k < ps.starved.size() && f > 0 && uint64_t(f) > ps.promised()) {
+      const uint32_t slot = ps.starved[k];
+      Conn& c = conns_[slot];
+      bool done = true;
+      if (c.starved && table_->alive(slot, c.gen1 - 1) && c.gport == id && snooped(c.mode) && c.sport != kNoPort &&
+          can_ack(ctx, c)) {
+        const uint32_t before = c.right_sent;
+        const uint16_t raw = window_for(c, c.ack_sent, true, true);
+        if (Seq(c.right_sent) > Seq(before)) {
+          const TcpDirState& S = table_->conn(slot).d[c.gdir ^ 1];
+          send_ack(ctx, c, slot, c.ack_sent, raw, S.ts_val, S.has(dirflag::kTsOk));
+          ctr(kWinUpdate).add();
+          account(c);
+        } else if (c.starved) {
+          done = false;  // window_for may have re-listed it; keep the entry
+        }
+      }
+      if (done) {
+        c.starved = 0;
+        ps.starved[k] = ps.starved.back();
+        ps.starved.pop_back();
+      } else {
+        ++k;
+        break;
+      }
+    }
+    if (ps.starved.empty()) {
+      starved_ports_[pi] = starved_ports_.back();
+      starved_ports_.pop_back();
+    } else {
+      ++pi;
+    }
+  }
+  any_starved_ = !starved_ports_.empty();
+}
+
+void SnoopStage::tick(PmdContext& ctx, uint64_t) {
+  now_ms_ = ctx.now_ms();
+  if (any_starved_ && conns_) feed_starved(ctx);
+}
+
 void SnoopStage::process(Batch& b, PmdContext& ctx) {
+  now_ms_ = ctx.now_ms();
+  if (++call_seq_ == 0) call_seq_ = 1;
   if (!pending_.empty()) flush_acks(ctx);
+  if (any_starved_ && conns_) feed_starved(ctx);
   if (!b.flows || !ensure_table(ctx)) return;
   for (uint16_t i = 0; i < b.n; ++i) {
     if (b.next[i] != Next::kForward) continue;
@@ -548,6 +714,7 @@ void SnoopStage::process(Batch& b, PmdContext& ctx) {
     const TcpConn& tc = table_->conn(slot);
     Conn& c = conns_[slot];
     if (__builtin_expect(c.gen1 != tc.gen + 1, 0)) {
+      if (c.gen1 && c.mode != Mode::kNone) unaccount(c);
       std::memset(static_cast<void*>(&c), 0, sizeof(c));
       c.gen1 = tc.gen + 1;
     }
@@ -571,12 +738,78 @@ void SnoopStage::process(Batch& b, PmdContext& ctx) {
       ctr(s->syn() ? kInitHandshake : kInitMidstream).add();
       if (s->syn()) {
         if (Seq(c.g_right) > Seq(c.right_sent)) c.right_sent = c.g_right;
+        if (c.mode != Mode::kOff) cap_synack(b, i, c, *s);
+        account(c);
         continue;
       }
     }
-    if (s->dir == c.gdir) on_guest(ctx, b, i, c, tc, *s);
-    else on_sender(ctx, b, i, c, slot, tc, *s);
+    // (Only with the other endpoint's window scale known from the handshake: a
+    // shift the table inferred mid-stream may be too large by now.)
+    if (s->dir == c.gdir && s->payload_len && tc.d[s->dir ^ 1].has(dirflag::kWsKnown) && may_swap(ctx, c))
+      swap_roles(ctx, c, tc, *s, m);
+    if (s->dir == c.gdir) {
+      on_guest(ctx, b, i, c, tc, *s);
+      account(c);
+    } else {
+      // A sender segment changes the promise only by closing (RST); its data
+      // is accounted at its transmit notification.
+      const Mode before = c.mode;
+      on_sender(ctx, b, i, c, slot, tc, *s);
+      if (c.mode != before) account(c);
+    }
   }
+}
+
+bool SnoopStage::may_swap(PmdContext& ctx, const Conn& c) {
+  // Only before the stage has acknowledged anything on the guest's behalf:
+  // then the endpoint taken for the guest has seen only its peer's own ACKs
+  // and windows, and the swap changes nothing either side has been told.
+  if (c.n_early || (c.flags & (cflag::kAckPending | cflag::kConnOff)) || !snooped(c.mode)) return false;
+  if (c.sport == kNoPort || c.sport == c.gport || Seq(c.ack_sent) != Seq(c.g_ack)) return false;
+  const PortState& ps = port_state(ctx, c.sport);
+  return ps.enabled && ps.up;
+}
+
+void SnoopStage::swap_roles(PmdContext& ctx, Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m) {
+  unaccount(c);
+  uint8_t mg[6], ms[6];
+  std::memcpy(mg, c.mac_s, 6);
+  std::memcpy(ms, c.mac_g, 6);
+  const uint16_t gport = c.sport, sport = meta(m).in_port;
+  const uint32_t gen1 = c.gen1;
+  std::memset(static_cast<void*>(&c), 0, sizeof(c));
+  c.gen1 = gen1;
+  c.epoch = port_state(ctx, gport).epoch;
+  c.gdir = static_cast<uint8_t>(s.dir ^ 1);
+  c.gport = gport;
+  c.sport = sport;
+  std::memcpy(c.mac_g, mg, 6);
+  std::memcpy(c.mac_s, ms, 6);
+  const TcpDirState& G = tc.d[c.gdir];
+  const TcpDirState& S = tc.d[s.dir];
+  c.ws = G.wscale;
+  if (G.has(dirflag::kWsKnown)) c.flags |= cflag::kWsExact;
+  if (G.has(dirflag::kTsOk)) {
+    c.flags |= cflag::kTs;
+    c.g_tsval = G.ts_val;
+    c.flags |= cflag::kGuestTs;
+  }
+  c.mss = G.has(dirflag::kMssKnown) && G.mss >= 64 ? G.mss : 1448;
+  c.g_snd_nxt = G.next_seq;
+  c.mode = Mode::kSync;
+  if (G.has(dirflag::kAckValid) && G.has(dirflag::kWinValid)) {
+    c.g_ack = c.enq = c.hi = c.ack_sent = G.ack;
+    c.g_right = c.right_sent = G.ack + G.win;
+    c.g_raw = G.win_raw;
+    c.rcv_win = G.win;
+    c.flags |= cflag::kHaveAck;
+    // The new sender's first data byte: nothing of it can be in the guest's
+    // ring yet. Otherwise wait (sync) until the guest acknowledged all it sent.
+    const bool first = S.has(dirflag::kIsnKnown) && s.seq == S.isn + 1;
+    if (!first && S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
+    if (Seq(c.hi) <= Seq(c.g_ack)) c.mode = Mode::kActive;
+  }
+  ctr(kRoleSwap).add();
 }
 
 void SnoopStage::on_tx(PmdContext& ctx, uint16_t port, const uint32_t cookie[2], uint32_t, bool sent) {
@@ -588,6 +821,12 @@ void SnoopStage::on_tx(PmdContext& ctx, uint16_t port, const uint32_t cookie[2],
   }
   Conn& c = conns_[n.slot];
   if (port != c.gport) return;  // a flooded copy toward another port
+  now_ms_ = ctx.now_ms();
+  tx_note(ctx, c, n, sent);
+  account(c);
+}
+
+void SnoopStage::tx_note(PmdContext& ctx, Conn& c, const Note& n, bool sent) {
   if (!sent) {
     ctr(kTxRefused).add();
     go_offline(c, Mode::kOfflineNoBuf, kOfflineNoBuf);

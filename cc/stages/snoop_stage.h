@@ -73,11 +73,13 @@ struct Conn {
   uint8_t mac_g[6], mac_s[6];
   uint32_t n_early, n_dropped;
   uint16_t n_offline, n_resume;
-  uint32_t share_win;  // port share window this connection was last counted in
+  uint32_t promised;   // descriptors this connection adds to its port's promise: ⌈(right_sent - enq) / desc_bytes⌉
+  uint32_t acct_epoch; // port epoch under which `promised` was added (0: not counted)
   uint32_t pend_tsecr; // TSval to echo in the pending early ACK
-  uint8_t pend_ts, pad_[3];
+  uint8_t pend_ts, starved;  // starved: on the port's list for a window update
+  uint16_t acct_slot;        // 64 ms period in which it was last accounted (the port keeps two)
 };
-static_assert(sizeof(Conn) == 92);
+static_assert(sizeof(Conn) == 96);
 
 // Counter indexes (names in snoop_counter_names(), same order).
 enum Ctr : size_t {
@@ -111,6 +113,9 @@ enum Ctr : size_t {
   kPortDisabled,         // connection switched off (port disabled, relinked, guest gone)
   kAckAllocFail,         // no mbuf for an early ACK
   kStaleNote,            // transmit note for a connection that is gone
+  kRoleSwap,             // guest side re-learned: the endpoint it took for the guest sent data first
+  kWinRingBound,         // window toward the sender lowered to the port's unpromised ring room
+  kWinUpdate,            // window update sent to a sender the ring bound had starved
   kNCtr
 };
 const std::vector<const char*>& snoop_counter_names();
@@ -148,6 +153,7 @@ class SnoopStage final : public Stage {
   ~SnoopStage() override;
   void process(Batch& b, PmdContext& ctx) override;
   void on_tx(PmdContext& ctx, uint16_t port, const uint32_t cookie[2], uint32_t pkt_len, bool sent) override;
+  void tick(PmdContext& ctx, uint64_t now_tsc) override;
   nlohmann::json details() const override;
 
   // ---- control (run on the owning PMD through Pmd::call) ----
@@ -158,6 +164,13 @@ class SnoopStage final : public Stage {
   const snoop::Config& config() const { return cfg_; }
   // Tests.
   const snoop::Conn* conn(uint32_t slot) const { return conns_ && slot < cap_ ? &conns_[slot] : nullptr; }
+  // The port's promise aggregate as of now_ms (descriptors).
+  uint64_t port_promised(uint16_t port, uint32_t now_ms) const {
+    if (port >= kMaxPorts) return 0;
+    const PortState& ps = ports_[port];
+    const uint16_t slot = static_cast<uint16_t>(now_ms >> 6);
+    return ps.slot == slot ? ps.promised() : uint16_t(ps.slot + 1) == slot ? ps.prom_cur : 0;
+  }
 
  private:
   struct PortState {
@@ -167,10 +180,40 @@ class SnoopStage final : public Stage {
     bool enabled = false;
     bool resolved = false;
     bool up = false;
-    // Connections that got early ACKs in the current / previous 64 ms window:
-    // they share the guest ring, so each may only count on its share of it.
-    uint32_t share_win = 0, share_cur = 0, share_prev = 0;
+    // Sum over this port's live snooped connections of ⌈(right edge advertised
+    // to the sender - NEXT_SEQ) / desc_bytes⌉: descriptors the senders may still
+    // fill in the guest ring. Updated incrementally (account()); reset with the
+    // epoch. Kept per 64 ms period: a connection without a packet for 64-128 ms
+    // drops out (an idle sender's open window would otherwise block the others).
+    uint64_t prom_cur = 0, prom_prev = 0;
+    uint32_t n_cur = 0, n_prev = 0;  // connections accounted in the current / previous period
+    uint16_t slot = 0;               // current period (now_ms / 64)
+    int f_cache = 0;                 // rx_ring_free, read at most once per process() call
+    uint32_t f_stamp = 0;
+    uint64_t promised() const { return prom_cur + prom_prev; }
+    // Connections whose window the ring bound held below one segment: they get
+    // a window update as soon as the ring has room for them again.
+    std::vector<uint32_t> starved;
   };
+  void roll(PortState& ps, uint16_t slot);
+  void feed_starved(PmdContext& ctx);
+  bool any_starved_ = false;
+  std::vector<uint16_t> starved_ports_;  // ports with a non-empty starved list
+  uint32_t now_ms_ = 0;
+  uint32_t call_seq_ = 1;     // process() calls: stamps the free-descriptor reads
+  uint64_t desc_recip_ = 0;   // ⌈2^32 / desc_bytes⌉ (division-free promise in descriptors)
+  int ring_free(PortState& ps) {
+    if (ps.f_stamp != call_seq_) {
+      ps.f_cache = ps.ptr->rx_ring_free(0);
+      ps.f_stamp = call_seq_;
+    }
+    return ps.f_cache;
+  }
+  uint32_t descs(uint32_t bytes) const {  // ⌈bytes / desc_bytes⌉
+    const uint32_t x = bytes + cfg_.desc_bytes - 1;
+    return x < (1u << 20) && cfg_.desc_bytes <= 4096 ? uint32_t((uint64_t(x) * desc_recip_) >> 32)
+                                                      : x / cfg_.desc_bytes;
+  }
   PortState& port_state(PmdContext& ctx, uint16_t id);
   bool ensure_table(PmdContext& ctx);
   void init_conn(snoop::Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m, uint16_t in_port, uint32_t epoch);
@@ -181,7 +224,16 @@ class SnoopStage final : public Stage {
   void go_offline(snoop::Conn& c, snoop::Mode m, size_t ctr);
   // Window field (raw) for an ACK with number `ack`; updates right_sent.
   uint16_t window_for(snoop::Conn& c, uint32_t ack, bool ring_bound, bool commit);
-  void count_share(PmdContext& ctx, snoop::Conn& c);
+  // Re-computes c's share of its port's promise aggregate (O(1)).
+  void account(snoop::Conn& c);
+  void unaccount(snoop::Conn& c);
+  static void on_remove(void* self, uint32_t slot, const TcpConn& tc, RemoveReason why);
+  // Both endpoints behind snooped ports and the one taken for the guest sends
+  // data first: the other one is the receiver (the guest) — swap the roles.
+  bool may_swap(PmdContext& ctx, const snoop::Conn& c);
+  void tx_note(PmdContext& ctx, snoop::Conn& c, const snoop::Note& n, bool sent);
+  void cap_synack(Batch& b, uint16_t i, snoop::Conn& c, const TcpSegment& s);
+  void swap_roles(PmdContext& ctx, snoop::Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m);
   void flush_acks(PmdContext& ctx);
   std::vector<uint32_t> pending_;  // slots with kAckPending
   void send_ack(PmdContext& ctx, const snoop::Conn& c, uint32_t slot, uint32_t ack, uint16_t raw_win, uint32_t tsecr,

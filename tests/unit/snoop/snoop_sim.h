@@ -125,6 +125,10 @@ inline std::vector<uint8_t> mbuf_bytes(rte_mbuf* m) {
 
 struct SimOptions {
   bool ts = true, sack = true, midstream = false, vhost_kind = true;
+  // The sender's port is a snooped vhost-user port too (VM to VM, or a bed's
+  // vhost uplink): the stage first takes the sender for the guest (its SYN
+  // comes first) and must swap the roles when the data flows.
+  bool wire_snooped = false;
   uint8_t guest_ws = 7;
   uint32_t mss = 1000;
   uint32_t isn_s = 1, isn_g = 5000;
@@ -138,7 +142,8 @@ class SnoopSim {
   static constexpr uint16_t kWire = 0, kVm = 1;
 
   SnoopSim(rte_mempool* mp, const SimOptions& o, uint64_t seed)
-      : o_(o), rng_(seed), dp_(FdbConfig{}), wire_("wire", Port::Kind::kEthdev),
+      : o_(o), rng_(seed), dp_(FdbConfig{}),
+        wire_("wire", o.wire_snooped ? Port::Kind::kVhostUser : Port::Kind::kEthdev),
         vm_("vm", o.vhost_kind ? Port::Kind::kVhostUser : Port::Kind::kEthdev) {
     dp_.pool = mp;
     wire_.set_id(kWire);
@@ -149,7 +154,8 @@ class SnoopSim {
     fc.capacity = 64;
     fc.prefault = false;
     ctx_ = std::make_unique<SimCtx>(dp_, fc);
-    nlohmann::json cfg = {{"buf_bytes", o.buf_bytes}, {"disabled_ports", {"wire"}}, {"desc_bytes", 1000}};
+    nlohmann::json cfg = {{"buf_bytes", o.buf_bytes}, {"desc_bytes", 1000}};
+    if (!o.wire_snooped) cfg["disabled_ports"] = {"wire"};
     stage_ = std::make_unique<SnoopStage>(snoop::config_from_json(cfg), self_);
     g_.ws = o.guest_ws;
     g_.rbuf = o.guest_rbuf;
