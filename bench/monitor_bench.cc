@@ -1,12 +1,28 @@
-// Monitor stage cost per packet: parse + segment build + flow-table
-// track_bulk, without and with the monitor's per-packet inference (prefetch of
-// its state for the batch, then mon_packet per packet), at 1, 10k and 1M
-// established connections. The difference of the two is what the monitor
-// adds. Traffic: each visit to a connection is a data segment from the client
-// followed, one visit later, by the server's ACK for it, connections in random
-// order (so at 1M the state of both the table and the monitor comes from DRAM).
+// Cost per packet: parse + segment build + flow-table track_bulk, without and
+// with the monitor's per-packet inference, at 1, 10k and 1M established
+// connections. The difference is what the monitor adds. Traffic: each visit
+// to a connection is a data segment from the client followed, one visit
+// later, by the server's ACK for it, connections in random order (so at 1M
+// the state of both the table and the monitor comes from DRAM) - a worst case
+// for the monitor: every ACK completes an RTT sample and rolls the flight
+// window, so every packet touches its warm lines.
 //
-// Counters: cyc_per_pkt (TSC cycles), per_pkt (ns), monitor_bytes_per_conn.
+// This machine is shared and noisy, so configurations are never compared
+// across runs: one benchmark builds one fixture (its own table and state)
+// per configuration and alternates between them every kChunk batches; the
+// counters are medians of the per-batch TSC cycle counts of each.
+//   BM_Cost/N       table only vs table + monitor as MonitorStage runs it
+//                   (one MonState array with a THP hint, its hot and warm lines
+//                   prefetched by the table's bulk lookup: add_companion).
+//                   Counters per packet, median batch: base_cyc, mon_cyc,
+//                   adds_cyc; *_mean: mean over batches; bytes per connection.
+//   BM_Variants     1M connections, monitor on: where the 1M cost goes.
+//                   v0-v2 4 KB pages (MADV_NOHUGEPAGE), v3-v5 THP hint,
+//                   v6-v8 hugetlbfs pages (MAP_HUGETLB; falls back to the THP
+//                   hint if the pool is short); each with no prefetch, one
+//                   prefetch pass over the batch after track_bulk (what the
+//                   stage did), prefetch from the table's lookup (the stage
+//                   now). base_cyc: table only. v<i>_cyc per packet, median batch.
 #include <benchmark/benchmark.h>
 #include <x86intrin.h>
 
@@ -33,6 +49,7 @@ using namespace vsw;
 using namespace vsw::net;
 
 constexpr unsigned kBatch = 32;
+constexpr unsigned kChunk = 64;  // batches per turn of one configuration
 using namespace vsw::bench;
 
 struct NoEnv {
@@ -46,24 +63,41 @@ struct Visit {
   bool ack_due;    // next visit is the server's ACK
 };
 
+enum Pages : unsigned { kThp, k4K, kHugetlb };
+
 struct Fixture {
+  unsigned variant;
   std::unique_ptr<TcpFlowTable> table;
-  mon::MonConn* hot = nullptr;
-  mon::MonCold* cold = nullptr;
+  mon::MonState* st = nullptr;  // as MonitorStage: one array, hot + warm lines first
   size_t cap = 0;
   std::vector<Visit> visits;
   uint32_t now_ms = 1000;
   uint32_t now_us = 1'000'000;
 
-  explicit Fixture(size_t n) {
+  // pages: kThp (a hint, as MonitorStage; the kernel may not find 2 MB
+  // pages), k4K (MADV_NOHUGEPAGE), kHugetlb (MAP_HUGETLB from the hugetlbfs
+  // pool, falls back to kThp).
+  template <typename T>
+  T* map(size_t n, unsigned pages) {
+    const size_t len = (sizeof(T) * n + (2u << 20) - 1) & ~size_t((2u << 20) - 1);
+    void* p = MAP_FAILED;
+    if (pages == kHugetlb) p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    if (p == MAP_FAILED) {
+      p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      madvise(p, len, pages == k4K ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
+      if (pages == kHugetlb) hugetlb_fallback = true;
+    }
+    return static_cast<T*>(p);
+  }
+  bool hugetlb_fallback = false;
+
+  Fixture(size_t n, unsigned pages) : variant(pages) {
     TcpFlowConfig cfg;
     cfg.capacity = static_cast<uint32_t>(std::max<size_t>(n, 1024));
     table = std::make_unique<TcpFlowTable>(cfg);
     cap = table->capacity();
-    hot = static_cast<mon::MonConn*>(mmap(nullptr, sizeof(mon::MonConn) * cap, PROT_READ | PROT_WRITE,
-                                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    cold = static_cast<mon::MonCold*>(mmap(nullptr, sizeof(mon::MonCold) * cap, PROT_READ | PROT_WRITE,
-                                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    st = map<mon::MonState>(cap, pages);
     std::vector<Tuple> tuples = make_tuples(n);
     Frame f;
     init_frame(f);
@@ -74,7 +108,7 @@ struct Fixture {
       fill(f, t, c2s, fl, seq, ack, 0, 1);
       to_segment(f, 0, s);
       const TrackResult r = table->track(s, now_ms);
-      mon::mon_packet(hot[r.slot], cold[r.slot], s, r, table->conn(r.slot), now_us, c2s ? 0 : 1, env, p);
+      mon::mon_packet(st[r.slot].h, st[r.slot].c, s, r, table->conn(r.slot), now_us, c2s ? 0 : 1, env, p);
     };
     for (const Tuple& t : tuples) {
       run(t, true, tcpflag::kSyn, 100, 0);
@@ -88,8 +122,8 @@ struct Fixture {
     for (size_t i = 0; i < n; ++i) visits[i] = {tuples[order[i]], 101, false};
   }
   ~Fixture() {
-    munmap(hot, sizeof(mon::MonConn) * cap);
-    munmap(cold, sizeof(mon::MonCold) * cap);
+    auto len = [](size_t b) { return (b + (2u << 20) - 1) & ~size_t((2u << 20) - 1); };
+    munmap(st, len(sizeof(mon::MonState) * cap));
   }
 };
 
@@ -105,26 +139,42 @@ double tsc_hz() {
   return hz;
 }
 
-std::unique_ptr<Fixture> fx;  // shared by both variants; rebuilt when the size changes
+// kPfLookup: the table's bulk lookup prefetches the state with its entry
+// (add_companion, as MonitorStage); kPfBatch: one prefetch pass over the batch
+// after track_bulk, then the loop (the stage before); kPfNone: no prefetch.
+enum Prefetch : unsigned { kPfBatch, kPfLookup, kPfNone };
 
-template <bool kMonitor>
-void BM_Engine(benchmark::State& st) {
-  const size_t n = static_cast<size_t>(st.range(0));
-  if (!fx || fx->visits.size() != n) {
-    fx.reset();
-    fx = std::make_unique<Fixture>(n);
-  }
+struct Config {
+  bool monitor;
+  Pages pages;
+  Prefetch pf;
+};
+
+// One configuration's fixture and its per-batch cycle counts.
+struct Runner {
+  Config cfg;
+  std::unique_ptr<Fixture> fx;
+  size_t k = 0;
+  uint32_t tsv = 2;
+  uint64_t batches = 0;
+  std::vector<uint32_t> cyc;
   Frame frames[kBatch];
-  for (auto& f : frames) init_frame(f);
   TcpSegment segs[kBatch];
   TrackResult res[kBatch];
   uint16_t in_port[kBatch];
-  NoEnv env;
-  mon::MonParams p;
-  size_t k = 0;
-  uint64_t batches = 0, cycles = 0, pkts = 0;
-  uint32_t tsv = 2;
-  for (auto _ : st) {
+
+  Runner(size_t n, Config c) : cfg(c), fx(std::make_unique<Fixture>(n, c.pages)) {
+    for (auto& f : frames) init_frame(f);
+    if (c.monitor && c.pf == kPfLookup) {  // the table's lookup prefetches the state
+      fx->table->add_companion(fx->st, sizeof(mon::MonState), 0, mon::kMonWarmLines);
+    }
+    cyc.reserve(1u << 21);
+  }
+
+  void batch() {
+    const size_t n = fx->visits.size();
+    NoEnv env;
+    mon::MonParams p;
     const uint64_t c0 = __rdtsc();
     unsigned m = 0;
     for (unsigned i = 0; i < kBatch; ++i) {
@@ -145,45 +195,91 @@ void BM_Engine(benchmark::State& st) {
       m += to_segment(frames[i], len, segs[m]);
     }
     fx->table->track_bulk(segs, m, fx->now_ms, res);
-    if constexpr (kMonitor) {
+    if (cfg.monitor) {
       const uint32_t now_us = fx->now_us;
-      for (unsigned i = 0; i < m; ++i) {
-        const char* pp = reinterpret_cast<const char*>(&fx->hot[res[i].slot]);
-        __builtin_prefetch(pp, 1);
-        __builtin_prefetch(pp + 64, 1);
-        const char* cp = reinterpret_cast<const char*>(&fx->cold[res[i].slot]);
-        __builtin_prefetch(cp, 1);
-        __builtin_prefetch(cp + 64, 1);
-        __builtin_prefetch(cp + 128, 1);
-      }
+      if (cfg.pf == kPfBatch)
+        for (unsigned j = 0; j < m; ++j)
+          if (res[j].tracked()) mon::mon_prefetch(&fx->st[res[j].slot]);
       for (unsigned i = 0; i < m; ++i) {
         if (!res[i].tracked()) continue;
         const uint32_t s = res[i].slot;
         const mon::MonOut o =
-            mon::mon_packet(fx->hot[s], fx->cold[s], segs[i], res[i], fx->table->conn(s), now_us, in_port[i], env, p);
+            mon::mon_packet(fx->st[s].h, fx->st[s].c, segs[i], res[i], fx->table->conn(s), now_us, in_port[i], env, p);
         benchmark::DoNotOptimize(o);
       }
     }
     benchmark::DoNotOptimize(res);
-    cycles += __rdtsc() - c0;
-    pkts += m;
+    const uint64_t dc = __rdtsc() - c0;
+    if (cyc.size() < cyc.capacity()) cyc.push_back(static_cast<uint32_t>(std::min<uint64_t>(dc, ~0u)) / m);
     fx->now_us += 7;  // ~ the time a 32-packet batch takes at line rate
     if ((++batches & 63) == 0) {
       fx->table->tick(++fx->now_ms);
       ++tsv;
     }
   }
+  double median() {
+    if (cyc.empty()) return 0;
+    std::vector<uint32_t> v = cyc;
+    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
+  double mean() const {
+    return cyc.empty() ? 0 : double(std::accumulate(cyc.begin(), cyc.end(), uint64_t(0))) / double(cyc.size());
+  }
+};
+
+// Runs the configurations round robin, kChunk batches each, one benchmark
+// iteration per batch.
+void interleave(benchmark::State& st, std::vector<std::unique_ptr<Runner>>& rs) {
+  for (auto& r : rs) r->cyc.clear();
+  size_t it = 0;
+  for (auto _ : st) {
+    rs[(it / kChunk) % rs.size()]->batch();
+    ++it;
+  }
   st.SetItemsProcessed(int64_t(st.iterations()) * kBatch);
-  st.counters["per_pkt"] =
-      benchmark::Counter(kBatch, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-  st.counters["cyc_per_pkt"] = pkts ? double(cycles) / double(pkts) : 0;
   st.counters["tsc_ghz"] = tsc_hz() / 1e9;
-  st.counters["conns"] = fx->table->size();
-  st.counters["table_bytes_per_conn"] = fx->table->bytes_per_conn();
-  st.counters["monitor_bytes_per_conn"] = double(sizeof(mon::MonConn) + sizeof(mon::MonCold));
 }
-BENCHMARK_TEMPLATE(BM_Engine, false)->Arg(1)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_Engine, true)->Arg(1)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
+
+std::vector<std::unique_ptr<Runner>> g_cost;
+size_t g_cost_n = 0;
+
+void BM_Cost(benchmark::State& st) {
+  const size_t n = static_cast<size_t>(st.range(0));
+  if (g_cost_n != n) {
+    g_cost.clear();
+    g_cost.push_back(std::make_unique<Runner>(n, Config{false, kThp, kPfNone}));
+    g_cost.push_back(std::make_unique<Runner>(n, Config{true, kThp, kPfLookup}));  // as MonitorStage
+    g_cost_n = n;
+  }
+  interleave(st, g_cost);
+  const double b = g_cost[0]->median(), m = g_cost[1]->median();
+  st.counters["base_cyc"] = b;
+  st.counters["mon_cyc"] = m;
+  st.counters["adds_cyc"] = m - b;
+  st.counters["base_cyc_mean"] = g_cost[0]->mean();
+  st.counters["mon_cyc_mean"] = g_cost[1]->mean();
+  st.counters["conns"] = g_cost[1]->fx->table->size();
+  st.counters["table_bytes_per_conn"] = g_cost[1]->fx->table->bytes_per_conn();
+  st.counters["monitor_bytes_per_conn"] = double(sizeof(mon::MonState));
+}
+BENCHMARK(BM_Cost)->Arg(1)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond)->MinTime(3);
+
+void BM_Variants(benchmark::State& st) {
+  static std::vector<std::unique_ptr<Runner>> rs;
+  if (rs.empty()) {
+    g_cost.clear();
+    g_cost_n = 0;
+    const size_t n = 1'000'000;
+    for (Pages pg : {k4K, kThp, kHugetlb})
+      for (Prefetch pf : {kPfNone, kPfBatch, kPfLookup}) rs.push_back(std::make_unique<Runner>(n, Config{true, pg, pf}));
+    rs.push_back(std::make_unique<Runner>(n, Config{false, kThp, kPfNone}));
+  }
+  interleave(st, rs);
+  for (size_t i = 0; i + 1 < rs.size(); ++i) st.counters["v" + std::to_string(i) + "_cyc"] = rs[i]->median();
+  st.counters["base_cyc"] = rs.back()->median();
+}
+BENCHMARK(BM_Variants)->Unit(benchmark::kMicrosecond)->MinTime(5);
 
 }  // namespace
 

@@ -157,6 +157,10 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
         __builtin_prefetch(e, 1);
         __builtin_prefetch(e + 64, 1);
         __builtin_prefetch(&cold_[s1 - 1], 1);
+        for (unsigned c = 0; c < n_comp_; ++c) {
+          const char* p = comp_[c].base + size_t(s1 - 1) * comp_[c].stride + comp_[c].offset;
+          for (unsigned l = 0; l < comp_[c].lines; ++l) __builtin_prefetch(p + 64 * l, 1);
+        }
       }
     }
     for (unsigned i = 0; i < m; ++i) {
@@ -299,6 +303,20 @@ bool TcpFlowTable::add_remove_hook(RemoveHook fn, void* ctx) {
   if (!fn || n_hooks_ == kMaxHooks) return false;
   hooks_[n_hooks_++] = {fn, ctx};
   return true;
+}
+
+bool TcpFlowTable::add_companion(const void* base, uint32_t stride, uint32_t offset, uint8_t lines) {
+  if (!base || n_comp_ == kMaxCompanions) return false;
+  comp_[n_comp_++] = {static_cast<const char*>(base), stride, offset, lines};
+  return true;
+}
+
+void TcpFlowTable::remove_companion(const void* base) {
+  for (unsigned i = 0; i < n_comp_; ++i)
+    if (comp_[i].base == base) {
+      comp_[i] = comp_[--n_comp_];
+      return;
+    }
 }
 
 // ---- lists and aging ----

@@ -100,6 +100,16 @@ class TcpFlowTable {
   static constexpr unsigned kMaxHooks = 4;
   bool add_remove_hook(RemoveHook fn, void* ctx);
 
+  // Stages' per-slot arrays (parallel to the table, element size `stride`)
+  // that lookup_bulk prefetches for writing together with the entry it
+  // found: `lines` cache lines from byte `offset` of the element. The state
+  // then arrives while the table works through the rest of the batch instead
+  // of when the stage runs. At most kMaxCompanions; the array must live as
+  // long as the table or be removed with remove_companion.
+  static constexpr unsigned kMaxCompanions = 4;
+  bool add_companion(const void* base, uint32_t stride, uint32_t offset, uint8_t lines);
+  void remove_companion(const void* base);
+
   // ---- control plane (call on the owning thread; copies out) ----
   // Live connections from slot `start` on, at most max of them; *next is
   // where to continue (kNoSlot when done). Lets a large dump be spread over
@@ -178,6 +188,13 @@ class TcpFlowTable {
   };
   Hook hooks_[kMaxHooks] = {};
   unsigned n_hooks_ = 0;
+  struct Companion {
+    const char* base;
+    uint32_t stride, offset;
+    uint8_t lines;
+  };
+  Companion comp_[kMaxCompanions] = {};
+  unsigned n_comp_ = 0;
   TcpFlowStats stats_;
 };
 

@@ -2,11 +2,16 @@
 # Monitor agreement benchmark: runs tests/integration/monitor_validation.sh
 # with longer scenarios (MON_SECS, default 20 s each) ROUNDS times (default 3),
 # merges the paired samples, and writes the agreement table into
-# docs/monitor.md between the AGREEMENT markers. Also runs the cost
-# micro-benchmark (bench_monitor) unless NO_COST=1 and writes its table
-# between the COST markers. Raw data: bench/results/monitor-<stamp>/.
+# docs/monitor.md between the AGREEMENT markers. Then the guest-scheduling
+# scenario (tests/integration/monitor_guest.py on a test bed with a
+# consolidated and an unconsolidated vmsim guest; GUEST_SECS per bulk
+# transfer, default 20, GUEST_SHORT short transfers per guest and direction,
+# default 50) between the GUEST markers, unless NO_GUEST=1. Then the cost
+# micro-benchmark (bench_monitor) unless NO_COST=1, between the COST markers.
+# NO_AGREEMENT=1 skips the agreement rounds. Raw data:
+# bench/results/monitor-<stamp>/.
 #   bench/monitor/validate.sh [BUILD_DIR]
-# Root, hugepages, iperf3; 2 cores assumed; ~(ROUNDS x 2 min) + 2 min.
+# Root, hugepages, iperf3; 2 cores assumed; ~(ROUNDS x 2 min) + 3 min + 4 min.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -18,6 +23,7 @@ OUT=$ROOT/bench/results/monitor-$STAMP
 mkdir -p "$OUT"
 CMD="bench/monitor/validate.sh $BUILD  (ROUNDS=$ROUNDS MON_SECS=$SECS)"
 : > "$OUT/samples.jsonl"; : > "$OUT/counts.jsonl"
+[ "${NO_AGREEMENT:-0}" != 1 ] || ROUNDS=0
 for r in $(seq "$ROUNDS"); do
   mkdir -p "$OUT/round$r"
   echo "[validate] round $r / $ROUNDS" >&2
@@ -29,6 +35,7 @@ for r in $(seq "$ROUNDS"); do
   cat "$OUT/round$r/counts.jsonl" >> "$OUT/counts.jsonl" 2>/dev/null || true
 done
 # Retransmission counts: sum the rounds per scenario.
+if [ "$ROUNDS" -gt 0 ]; then
 python3 - "$OUT/counts.jsonl" > "$OUT/counts_sum.jsonl" <<'PY'
 import json, sys
 acc = {}
@@ -43,37 +50,63 @@ for label, a in acc.items():
 PY
 python3 "$ROOT/tests/integration/monitor_validate.py" compare --samples "$OUT/samples.jsonl" \
   --counts "$OUT/counts_sum.jsonl" --out-json "$OUT/result.json" --out-md "$OUT/agreement.md" --cmd "$CMD" > /dev/null
+fi
+
+if [ "${NO_GUEST:-0}" != 1 ]; then
+  GSECS=${GUEST_SECS:-20} GSHORT=${GUEST_SHORT:-50}
+  GCMD="NO_AGREEMENT=1 NO_COST=1 GUEST_SECS=$GSECS GUEST_SHORT=$GSHORT bench/monitor/validate.sh $BUILD"
+  echo "[validate] guest scenario (bed mv)" >&2
+  "$ROOT/bench/testbed/down.sh" --name mv >/dev/null 2>&1 || true
+  if VSW_BUILD=$BUILD "$ROOT/bench/testbed/up.sh" --name mv --guests 2 --vms-per-core 3,1 --stages monitor \
+      --enabled monitor --switch-conf "$(printf '[stages.monitor]\nuplink_ports = ["uplink"]\nexport_path = "/tmp/tb-mv/closed.jsonl"')" \
+      > "$OUT/guest-up.log" 2>&1; then
+    python3 "$ROOT/tests/integration/monitor_guest.py" run --env /tmp/tb-mv/env --out "$OUT/guest" \
+      --secs "$GSECS" --short "$GSHORT" > "$OUT/guest-run.log" 2>&1 || echo "[validate] guest run failed (see $OUT/guest-run.log)" >&2
+    "$ROOT/bench/testbed/down.sh" --name mv --save-logs "$OUT/guest/logs" >/dev/null 2>&1
+    python3 "$ROOT/tests/integration/monitor_guest.py" judge --out "$OUT/guest" --logs "$OUT/guest/logs" \
+      --cmd-line "$GCMD" > /dev/null || true
+    cp "$OUT/guest/guest.md" "$OUT/guest.md" 2>/dev/null || true
+  else
+    echo "[validate] up.sh failed (see $OUT/guest-up.log)" >&2
+    "$ROOT/bench/testbed/down.sh" --name mv >/dev/null 2>&1 || true
+  fi
+fi
 
 if [ "${NO_COST:-0}" != 1 ] && [ -x "$BUILD/bench/monitor/bench_monitor" ]; then
+  echo "[validate] cost benchmark" >&2
   "$BUILD/bench/monitor/bench_monitor" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_format=json > "$OUT/cost.json"
-  python3 - "$OUT/cost.json" > "$OUT/cost.md" <<'PY'
+  python3 - "$OUT/cost.json" "$BUILD" > "$OUT/cost.md" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))["benchmarks"]
-rows = {}
-for x in b:
-    if x.get("aggregate_name") != "median":
+med = [x for x in b if x.get("aggregate_name") == "median"]
+print("| connections | parse+lookup cycles/pkt | + monitor cycles/pkt | monitor adds (median batch) | monitor adds (mean) | ns/pkt with monitor | monitor bytes/conn | flow table bytes/conn |")
+print("|---|---|---|---|---|---|---|---|")
+for x in med:
+    if not x["run_name"].startswith("BM_Cost/"):
         continue
-    name = x["run_name"]  # BM_Engine<false>/1000000
-    mon = "<true>" in name
-    n = int(name.rsplit("/", 1)[1])
-    rows.setdefault(n, {})[mon] = x
-print("| connections | parse+lookup cycles/pkt | + monitor cycles/pkt | monitor adds | ns/pkt with monitor | monitor bytes/conn | flow table bytes/conn |")
-print("|---|---|---|---|---|---|---|")
-for n in sorted(rows):
-    a, m = rows[n].get(False), rows[n].get(True)
-    if not a or not m:
-        continue
-    print("| %d | %.0f | %.0f | %.0f | %.1f | %d | %.0f |" % (
-        n, a["cyc_per_pkt"], m["cyc_per_pkt"], m["cyc_per_pkt"] - a["cyc_per_pkt"], m["per_pkt"] * 1e9,
-        m["monitor_bytes_per_conn"], m["table_bytes_per_conn"]))
+    n = int(x["run_name"].split("/")[1])
+    print("| %d | %.0f | %.0f | %.0f | %.0f | %.1f | %d | %.0f |" % (
+        n, x["base_cyc"], x["mon_cyc"], x["adds_cyc"], x["mon_cyc_mean"] - x["base_cyc_mean"],
+        x["mon_cyc"] / x["tsc_ghz"], x["monitor_bytes_per_conn"], x["table_bytes_per_conn"]))
+v = [x for x in med if x["run_name"].startswith("BM_Variants")]
+if v:
+    v = v[0]
+    print()
+    print("Where the 1M cost goes (`BM_Variants`, cycles/packet, median batch; parse+lookup alone: %.0f):" % v["base_cyc"])
+    print()
+    print("| pages of the monitor state | no prefetch | prefetch pass after track_bulk (old) | prefetch from the table's lookup (now) |")
+    print("|---|---|---|---|")
+    for i, pg in enumerate(["4 KB (MADV_NOHUGEPAGE)", "THP hint (the stage)", "hugetlbfs 2 MB"]):
+        print("| %s | %.0f | %.0f | %.0f |" % (pg, v["v%d_cyc" % (3 * i)], v["v%d_cyc" % (3 * i + 1)], v["v%d_cyc" % (3 * i + 2)]))
 print()
-print("Median of 3 repetitions, `%s --benchmark_repetitions=3`." % "build/bench/monitor/bench_monitor")
+print("Median of 3 repetitions, `%s/bench/monitor/bench_monitor --benchmark_repetitions=3` (configurations "
+      "interleaved every 64 batches within one run; per-packet figures are medians over batches)." % sys.argv[2])
 PY
 fi
 
 DOC=$ROOT/docs/monitor.md
-python3 - "$DOC" "$OUT/agreement.md" "$OUT/cost.md" <<'PY'
+python3 - "$DOC" "$OUT/agreement.md" "$OUT/cost.md" "$OUT/guest.md" <<'PY'
 import os, sys
 doc, agr, cost = sys.argv[1:4]
 text = open(doc).read()
@@ -85,6 +118,7 @@ def put(text, tag, path):
     return text[:i] + "\n" + open(path).read() + text[j:]
 text = put(text, "AGREEMENT", agr)
 text = put(text, "COST", cost)
+text = put(text, "GUEST", sys.argv[4])
 open(doc, "w").write(text)
 PY
 echo "[validate] results in $OUT; docs/monitor.md updated" >&2

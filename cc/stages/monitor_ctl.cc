@@ -81,13 +81,23 @@ MonitorStage* monitor_of(Pmd& p) {
   return si < 0 ? nullptr : static_cast<MonitorStage*>(p.stage_mut(static_cast<size_t>(si)));
 }
 
-// Limit-state totals in ms, with the open interval closed at the copy time.
+// Limit-state totals in us, with the open interval closed at the copy time,
+// or, once both FINs or an RST were seen, at the connection's last packet
+// (the linger before removal is no state of the transfer).
 std::array<uint64_t, kLimCount> lim_totals(const FlowSnap& f, uint8_t dir) {
   std::array<uint64_t, kLimCount> t{};
-  const MonDirCold& dc = f.c.d[dir];
+  const MonDirWarm& dc = f.c.w[dir];
   for (uint8_t k = 0; k < kLimCount; ++k) t[k] = uint64_t(dc.lim_ms[k]) * 1000 + dc.lim_frac_us[k];
   const MonDir& d = f.h.d[dir];
-  if ((d.flags & dflag::kSeq) && d.lim < kLimCount && d.lim_since) mon_lim_split(d, f.now_us, t.data());
+  uint32_t until = f.now_us;
+  if (f.conn.state == TcpState::kClosed || f.conn.state == TcpState::kReset) {
+    uint32_t last = 0;
+    for (const MonDir& x : f.h.d)
+      if (x.last_evt && (!last || int32_t(x.last_evt - last) > 0)) last = x.last_evt;
+    if (last && int32_t(until - last) > 0) until = last;
+  }
+  if ((d.flags & dflag::kSeq) && d.lim < kLimCount && d.lim_since && int32_t(until - d.lim_since) > 0)
+    mon_lim_split(d, until, t.data());
   return t;
 }
 
@@ -121,6 +131,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
   for (uint8_t s = 0; s < 2; ++s) {
     const MonDir& d = f.h.d[s];
     const MonDirCold& dc = f.c.d[s];
+    const MonDirWarm& dw = f.c.w[s];
     if (!detail && f.st.bytes[s] == 0 && s != main_dir(f)) continue;
     const uint8_t r = s ^ 1;
     const uint32_t flight = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && net::Seq(d.nxt) > net::Seq(d.una)
@@ -148,12 +159,12 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
         {"flight", flight},
         // What the sender itself has outstanding: also the data on its way to
         // the switch and the ACKs on their way back (delivery rate x sender side RTT).
-        {"flight_sender_est", flight ? flight + uint64_t(dc.rate_kbps) * f.c.side[s].srtt / 8000 : 0},
+        {"flight_sender_est", flight ? flight + uint64_t(dw.rate_kbps) * f.c.side[s].srtt / 8000 : 0},
         {"cwnd_lb", std::max(d.fl_max, d.fl_prev)},
-        {"max_flight", std::max(dc.max_flight, std::max(d.fl_max, d.fl_prev))},
+        {"max_flight", std::max(dw.max_flight, std::max(d.fl_max, d.fl_prev))},
         {"rwnd", c.d[r].win},
         {"mss", c.d[s].mss},
-        {"delivery_kbps", dc.rate_kbps},
+        {"delivery_kbps", dw.rate_kbps},
         {"retrans", dc.retrans},
         {"spurious_retrans", dc.spurious},
         {"fast_retx", dc.fast_retx},

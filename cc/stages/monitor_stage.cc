@@ -1,7 +1,8 @@
-// The monitor stage, data path: per batch, prefetch the per-connection state
-// of all tracked packets, then run mon_packet() (monitor_state.h) on each.
-// Nothing here allocates or blocks after the first batch (which maps the
-// state arrays lazily: untouched slots cost no resident memory).
+// The monitor stage, data path: run mon_packet() (monitor_state.h) on each
+// tracked packet of the batch; the flow table's bulk lookup has prefetched
+// their state (add_companion). Nothing here allocates or blocks after the
+// first batch (which maps the state array lazily: untouched slots cost no
+// resident memory).
 #include "cc/stages/monitor_stage.h"
 
 #include <rte_cycles.h>
@@ -27,6 +28,11 @@ template <typename T>
 T* map_array(size_t n) {
   void* p = mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
+  // A hint (THP "madvise" mode): at 1M connections the state is ~450 MB and
+  // every packet goes to a random slot; with 4 KB pages each access is also a
+  // TLB miss (a nested page walk in a VM). The table allocates slots from the
+  // bottom up, so huge pages cost little more than the slots in use.
+  madvise(p, sizeof(T) * n, MADV_HUGEPAGE);
   return static_cast<T*>(p);  // zero pages: every slot starts as "never initialised"
 }
 template <typename T>
@@ -92,8 +98,8 @@ MonitorStage::MonitorStage(const StageInit& init) : Stage(kCtrCount), pmd_(init.
 
 MonitorStage::~MonitorStage() {
   exporter_.reset();  // drains what is queued
-  unmap_array(hot_, cap_);
-  unmap_array(cold_, cap_);
+  if (table_) table_->remove_companion(st_);
+  unmap_array(st_, cap_);
 }
 
 uint32_t MonitorStage::now_us() const { return mon_time_nz(static_cast<uint32_t>(rte_rdtsc() / tsc_per_us_)); }
@@ -102,9 +108,14 @@ void MonitorStage::init(PmdContext& ctx) {
   table_ = ctx.flows();
   ctx_ = &ctx;
   cap_ = table_->capacity();
-  hot_ = map_array<MonConn>(cap_);
-  cold_ = map_array<MonCold>(cap_);
+  st_ = map_array<MonState>(cap_);
   table_->add_remove_hook(&MonitorStage::on_remove, this);
+  // The table's bulk lookup prefetches our state with its entry (the hot and
+  // warm lines a packet touches outside loss events), so it arrives while the
+  // table works through the rest of the batch: prefetched after track_bulk,
+  // just before use, most of it would still be on its way (bench_monitor,
+  // BM_Variants).
+  table_->add_companion(st_, sizeof(MonState), 0, kMonWarmLines);
 }
 
 void MonitorStage::snap(const TcpFlowTable& t, uint32_t slot, uint32_t now_ms, FlowSnap& f) const {
@@ -116,8 +127,8 @@ void MonitorStage::snap(const TcpFlowTable& t, uint32_t slot, uint32_t now_ms, F
   f.now_us = now_us();
   f.conn = c;
   f.st = t.conn_stats(slot);
-  f.h = hot_[slot];
-  f.c = cold_[slot];
+  f.h = st_[slot].h;
+  f.c = st_[slot].c;
   f.reason = 0;
   f.wall_ms = 0;
 }
@@ -137,23 +148,11 @@ void MonitorStage::on_remove(void* self, uint32_t slot, const TcpConn& c, Remove
 
 void MonitorStage::process(Batch& b, PmdContext& ctx) {
   if (!b.flows || !b.table) return;
-  if (__builtin_expect(!hot_, 0)) init(ctx);
+  if (__builtin_expect(!st_, 0)) init(ctx);
   const uint64_t tsc = rte_rdtsc();
   const uint32_t now = mon_time_nz(static_cast<uint32_t>(tsc / tsc_per_us_));
-  // The flow table prefetched its own entries; fetch ours (both lines) for the batch.
-  for (uint16_t i = 0; i < b.n; ++i) {
-    const TrackResult* tr = b.track(i);
-    if (!tr || !tr->tracked()) continue;
-    const char* p = reinterpret_cast<const char*>(&hot_[tr->slot]);
-    __builtin_prefetch(p, 1);
-    __builtin_prefetch(p + 64, 1);
-    // Cold lines a packet may touch without a loss event: RTT estimators,
-    // limit-state times, window roll (the first ~200 bytes of MonCold).
-    const char* c = reinterpret_cast<const char*>(&cold_[tr->slot]);
-    __builtin_prefetch(c, 1);
-    __builtin_prefetch(c + 64, 1);
-    __builtin_prefetch(c + 128, 1);
-  }
+  // Our state was prefetched by the table's lookup (add_companion in init);
+  // the first batch after init and newly created entries miss once.
   Env env{*this, ctx.dp(), tsc};
   uint32_t n[kCtrCount] = {};
   for (uint16_t i = 0; i < b.n; ++i) {
@@ -166,7 +165,8 @@ void MonitorStage::process(Batch& b, PmdContext& ctx) {
       continue;
     }
     const uint32_t slot = tr.slot;
-    const MonOut o = mon_packet(hot_[slot], cold_[slot], *s, tr, b.table->conn(slot), now, meta(b.pkts[i]).in_port,
+    MonState& ms = st_[slot];
+    const MonOut o = mon_packet(ms.h, ms.c, *s, tr, b.table->conn(slot), now, meta(b.pkts[i]).in_port,
                                 env, params_);
     if (tr.events & kEvCreated) {
       ++n[kCtrConnections];
@@ -187,9 +187,9 @@ void MonitorStage::process(Batch& b, PmdContext& ctx) {
     if (__builtin_expect(o.probe_guest, 0)) {
       // Data timed toward a guest: is the guest running right now?
       const uint8_t R = (tr.dir & 1) ^ 1;
-      if (env.guest_off(cold_[slot].port[R])) {
-        hot_[slot].d[tr.dir & 1].flags |= dflag::kRttGuestOff;
-        ++cold_[slot].d[tr.dir & 1].guest_off;
+      if (env.guest_off(ms.c.port[R])) {
+        ms.h.d[tr.dir & 1].flags |= dflag::kRttGuestOff;
+        ++ms.c.d[tr.dir & 1].guest_off;
         ++n[kCtrGuestOff];
       }
     }
@@ -200,7 +200,7 @@ void MonitorStage::process(Batch& b, PmdContext& ctx) {
 
 nlohmann::json MonitorStage::details() const {
   nlohmann::json j = {{"pmd", pmd_},
-                      {"state_bytes_per_conn", sizeof(MonConn) + sizeof(MonCold)},
+                      {"state_bytes_per_conn", sizeof(MonState)},
                       {"guest_stall_us", params_.guest_stall_us},
                       {"rto_min_ms", params_.rto_min_ms}};
   if (exporter_) {

@@ -1,8 +1,9 @@
 // The monitor stage: passive per-connection TCP diagnosis (design.md table,
 // shared/papers/tcp-monitor.txt). It never changes or drops a packet.
 //
-// Data path (monitor_stage.cc): per batch, prefetch the state of every
-// tracked packet, then mon_packet() (monitor_state.h) per packet.
+// Data path (monitor_stage.cc): the flow table's bulk lookup prefetches the
+// state of every tracked packet (add_companion), then mon_packet()
+// (monitor_state.h) per packet.
 // Control path (monitor_ctl.cc): copies of the state taken on the PMD thread
 // through Pmd::call, JSON for tcp-flows / tcp-flow / telemetry, and the
 // writer of closed-connection records (JSON lines, [stages.monitor]
@@ -105,13 +106,13 @@ class MonitorStage final : public Stage {
   nlohmann::json details() const override;
 
   // ---- PMD thread only (inside Pmd::call) ----
-  bool ready() const { return hot_ != nullptr; }
+  bool ready() const { return st_ != nullptr; }
   uint32_t capacity() const { return cap_; }
   uint32_t now_us() const;
   // Copies slot of table t (must be live).
   void snap(const TcpFlowTable& t, uint32_t slot, uint32_t now_ms, mon::FlowSnap& out) const;
-  const mon::MonConn& hot(uint32_t slot) const { return hot_[slot]; }
-  const mon::MonCold& cold(uint32_t slot) const { return cold_[slot]; }
+  const mon::MonConn& hot(uint32_t slot) const { return st_[slot].h; }
+  const mon::MonCold& cold(uint32_t slot) const { return st_[slot].c; }
   const mon::MonParams& params() const { return params_; }
 
  private:
@@ -123,8 +124,7 @@ class MonitorStage final : public Stage {
   mon::Roles roles_;
   unsigned pmd_;
   uint32_t cap_ = 0;
-  mon::MonConn* hot_ = nullptr;
-  mon::MonCold* cold_ = nullptr;
+  mon::MonState* st_ = nullptr;  // capacity() slots, mapped at the first batch
   TcpFlowTable* table_ = nullptr;
   PmdContext* ctx_ = nullptr;
   uint64_t tsc_per_us_ = 1;

@@ -1,12 +1,15 @@
 // The monitor stage's per-connection state and its per-packet inference
 // (shared/papers/tcp-monitor.txt; the guest-delay signal from pvtcp.txt).
 //
-// State lives in two arrays of TcpFlowTable::capacity() slots, indexed by the
-// flow table's slot and reset on kEvCreated:
+// State lives in one array of TcpFlowTable::capacity() MonState slots (448 B),
+// indexed by the flow table's slot and reset on kEvCreated:
 //  - MonConn (hot, 128 B = two cache lines): one MonDir per data direction,
 //    indexed by the SENDING key endpoint, touched by every packet;
-//  - MonCold (~330 B): RTT estimators, event counters and time-in-state
-//    totals, touched once per RTT sample, on loss events and on state changes.
+//  - MonCold (320 B): three warm lines (per direction: time-in-state totals,
+//    timed-segment queue, window roll; both sides' RTT estimators), touched
+//    on RTT samples, window ends and limit-state changes, then the cold
+//    counters of loss events. The stage prefetches the hot and warm lines of
+//    a batch ahead of processing it (monitor_stage.cc).
 //
 // Vocabulary. For a data direction S->R (S = sender endpoint, R = receiver):
 //  - side RTT of an endpoint e: switch -> e -> switch. Karn samples of S's
@@ -24,6 +27,7 @@
 //    or guest scheduling; see mon_limit_state() and the guest override.
 #pragma once
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #include "cc/tcp_segment.h"
@@ -79,7 +83,9 @@ struct alignas(64) MonDir {
   uint32_t ts_w;       // receiver's TSval awaiting the sender's echo
   uint32_t ts_t;       // when it passed toward the sender (0: none pending)
   uint32_t last_evt;   // last data from the sender or ACK from the receiver
-  uint32_t last_ack;   // last ACK that advanced una
+  uint32_t last_ack;   // where a guest's silence starts (mon_guest_silence): for a guest receiver the
+                       // later of its last ACK and the data that ended an idle (nothing outstanding)
+                       // period; else the first ACK that advanced una after the sender's last data
   uint32_t fl_max;     // largest flight in the current window
   uint32_t fl_prev;    // largest flight in the previous window
   uint32_t win_t;      // start of the current window (one RTT long)
@@ -107,23 +113,32 @@ static_assert(sizeof(MonConn) == 128);
 struct MonSide {
   uint32_t srtt, var, min, max, n;  // us
   uint32_t gex_avg, gex_max;        // us over min (EWMA 1/8, max); guest endpoints only
-  uint32_t wmin, wn;                // timestamp-echo samples: minimum of the current group
-};
+  uint32_t wmin;                    // timestamp-echo samples: minimum of the current group
+};                                  // (its size: MonDirWarm::ts_wn of the endpoint's direction)
+static_assert(sizeof(MonSide) == 32);
 
 // Timestamp-echo samples of a sender's side also contain its response time
 // (waiting for cwnd room, TCP small queues, the application): only the
 // minimum of each group of this many enters the estimator.
 inline constexpr uint32_t kTsGroup = 4;
 
-// Per direction, cold. The fields a packet may touch outside loss events
-// (limit-state times, window roll) come first so they share lines with the
-// RTT estimators that lead MonCold.
-struct MonDirCold {
+// Per direction, warm: what a packet may touch outside loss events (limit-state
+// times, the timed-segment queue, the window roll), one cache line.
+struct alignas(64) MonDirWarm {
   uint32_t lim_ms[kLimCount];       // time per limit state (closed intervals), ms
-  uint32_t lim_frac_us[kLimCount];  // sub-millisecond remainders
+  uint16_t lim_frac_us[kLimCount];  // sub-millisecond remainders (< 1000)
+  uint32_t rq_end[kRttQueue], rq_t[kRttQueue];  // timed segments behind the head, oldest first
   uint32_t una_win;       // una at the start of the current window
   uint32_t rate_kbps;     // acked bytes over the last window
   uint32_t max_flight;
+  uint8_t rq_n;           // how many timed segments are queued
+  uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
+  uint8_t pad[2];
+};
+static_assert(sizeof(MonDirWarm) == 64);
+
+// Per direction, cold: counters and state of loss events.
+struct MonDirCold {
   uint32_t retrans;       // retransmitted segments (sequence space seen before)
   uint32_t spurious;      // ... whose ACK had already passed toward the sender
   uint32_t dupacks;
@@ -137,18 +152,44 @@ struct MonDirCold {
   uint32_t recover;       // nxt at entry to recovery / loss
   uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
   uint32_t hole_lo, hole_hi;
-  uint32_t rq_end[kRttQueue], rq_t[kRttQueue];  // timed segments behind the head, oldest first
-  uint32_t rq_n;          // how many
 };
 
-struct MonCold {
+// Layout (320 bytes, 64-aligned): the first three lines are what a packet
+// may touch without a loss event (both directions' warm lines, both sides'
+// estimators); they follow the hot lines in MonState and are prefetched with
+// them
+// (TcpFlowTable::add_companion). Loss-event state follows.
+struct alignas(64) MonCold {
+  MonDirWarm w[2];       // by sending endpoint
   MonSide side[2];       // by key endpoint
-  MonDirCold d[2];       // by sending endpoint
   uint16_t port[2];      // switch port each endpoint was seen on
   uint8_t role[2];       // Role
   uint8_t midstream;
   uint8_t pad[3];
+  MonDirCold d[2];       // by sending endpoint
 };
+static_assert(sizeof(MonCold) == 320);
+// Lines of MonCold a packet may touch outside loss events.
+inline constexpr uint32_t kMonColdWarmLines = (offsetof(MonCold, port) + 63) / 64;
+static_assert(kMonColdWarmLines == 3);
+
+// One connection's state: hot and warm lines first (what a packet touches
+// outside loss events: MonConn, then MonCold's warm lines), contiguous, so a
+// packet needs one page translation and five adjacent lines.
+struct alignas(64) MonState {
+  MonConn h;
+  MonCold c;
+};
+static_assert(sizeof(MonState) == 448);
+inline constexpr uint32_t kMonWarmLines = sizeof(MonConn) / 64 + kMonColdWarmLines;
+
+// Prefetches (for writing) what a packet of this connection touches outside
+// loss events. The stage has the flow table do it during its bulk lookup
+// (TcpFlowTable::add_companion with the same lines), well ahead of use.
+inline void mon_prefetch(const MonState* st) {
+  const char* p = reinterpret_cast<const char*>(st);
+  for (uint32_t l = 0; l < kMonWarmLines; ++l) __builtin_prefetch(p + 64 * l, 1);
+}
 
 // Tunables ([stages.monitor]).
 struct MonParams {
@@ -176,10 +217,10 @@ inline void mon_reset(MonConn& h, MonCold& c) {
 }
 
 // Adds elapsed time to one limit state's total.
-inline void mon_add_lim(MonDirCold& dc, uint8_t lim, uint32_t us) {
-  uint32_t f = dc.lim_frac_us[lim] + us;
+inline void mon_add_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
+  const uint32_t f = dc.lim_frac_us[lim] + us;
   dc.lim_ms[lim] += f / 1000;
-  dc.lim_frac_us[lim] = f % 1000;
+  dc.lim_frac_us[lim] = static_cast<uint16_t>(f % 1000);
 }
 
 // Gains of one sample that stands for n per-ACK samples of the sender's own
@@ -288,7 +329,7 @@ inline void mon_lim_split(const MonDir& d, uint32_t now, T* t) {
 }
 
 // Closes the open interval at `until` into the totals (state unchanged).
-inline void mon_lim_close(MonDir& d, MonDirCold& dc, uint32_t until) {
+inline void mon_lim_close(MonDir& d, MonDirWarm& dc, uint32_t until) {
   uint32_t t[kLimCount] = {};
   mon_lim_split(d, until, t);
   for (uint8_t k = 0; k < kLimCount; ++k)
@@ -302,7 +343,7 @@ inline void mon_lim_close(MonDir& d, MonDirCold& dc, uint32_t until) {
 // Linux's chrono (tcp_write_xmit) is the reference: receiver-window-limited
 // only when the sender tried to send and pacing and cwnd allowed it, and it
 // stays so until the sender has processed the ACK that opens the window.
-inline void mon_lim_update(MonDir& d, MonDirCold& dc, uint8_t st, bool data, uint32_t now) {
+inline void mon_lim_update(MonDir& d, MonDirWarm& dc, uint8_t st, bool data, uint32_t now) {
   if (d.lim == kLimRwnd) {
     if (st == kLimRwnd) {
       if (data) {  // the sender filled the window again: a new pacing hold starts
@@ -333,10 +374,20 @@ inline void mon_lim_update(MonDir& d, MonDirCold& dc, uint8_t st, bool data, uin
   }
 }
 
+// A guest did not answer from `from` until now: it was not running. The open
+// interval up to `from` keeps its state (time before lim_since is attributed
+// already), the rest is guest scheduling.
+inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t now) {
+  if (int32_t(from - d.lim_since) < 0) from = d.lim_since;
+  mon_lim_close(d, dw, from);
+  mon_add_lim(dw, kLimGuest, now - from);
+  d.lim_since = now;
+}
+
 // Starts timing a new segment ending at end (passed at now) if the head is
 // free, or queues it when the previous timed one is at least a quarter of the
 // flight (and a segment) behind. Returns true if it became the head.
-inline bool mon_rtt_start(MonDir& d, MonDirCold& dc, uint32_t end, uint32_t now, uint32_t mss) {
+inline bool mon_rtt_start(MonDir& d, MonDirWarm& dc, uint32_t end, uint32_t now, uint32_t mss) {
   if (!d.rtt_t) {
     d.rtt_t = now;
     d.rtt_end = end;
@@ -355,7 +406,7 @@ inline bool mon_rtt_start(MonDir& d, MonDirCold& dc, uint32_t end, uint32_t now,
 }
 
 // Drops the timed segments an ACK up to ack covers; the next becomes the head.
-inline void mon_rtt_pop(MonDir& d, MonDirCold& dc, uint32_t ack) {
+inline void mon_rtt_pop(MonDir& d, MonDirWarm& dc, uint32_t ack) {
   uint32_t i = 0;
   while (i < dc.rq_n && net::Seq(ack) >= net::Seq(dc.rq_end[i])) ++i;
   if (i < dc.rq_n) {
@@ -365,7 +416,7 @@ inline void mon_rtt_pop(MonDir& d, MonDirCold& dc, uint32_t ack) {
       dc.rq_end[j - i - 1] = dc.rq_end[j];
       dc.rq_t[j - i - 1] = dc.rq_t[j];
     }
-    dc.rq_n -= i + 1;
+    dc.rq_n = static_cast<uint8_t>(dc.rq_n - (i + 1));
   } else {
     d.rtt_t = 0;
     dc.rq_n = 0;
@@ -374,13 +425,13 @@ inline void mon_rtt_pop(MonDir& d, MonDirCold& dc, uint32_t ack) {
 
 // Karn: a retransmission from seq makes every timed segment ending above seq
 // ambiguous. Returns true if any was discarded.
-inline bool mon_rtt_karn(MonDir& d, MonDirCold& dc, uint32_t seq) {
+inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dc, uint32_t seq) {
   if (!d.rtt_t || net::Seq(seq) >= net::Seq(d.rtt_end)) {
     if (!d.rtt_t) return false;
     uint32_t n = 0;
     while (n < dc.rq_n && net::Seq(seq) >= net::Seq(dc.rq_end[n])) ++n;
     const bool dropped = n < dc.rq_n;
-    dc.rq_n = n;
+    dc.rq_n = static_cast<uint8_t>(n);
     return dropped;
   }
   d.rtt_t = 0;  // the head (and everything queued behind it) is ambiguous
@@ -434,15 +485,21 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   if (s.has_ack() && !s.rst()) {
     MonDir& d = rv;
     MonDirCold& dc = c.d[R];
+    MonDirWarm& dw = c.w[R];
     const bool had_evt = d.last_evt != 0;
     // Guest override: the receiver S is a guest and left data unacknowledged
-    // for much longer than it usually takes to answer.
+    // for much longer than it usually takes to answer. Its silence began at
+    // its last ACK of any kind (or at the data that ended an idle period),
+    // not at the sender's last packet: the sender of a descheduled guest
+    // keeps sending until its window is used up (and probes the tail), which
+    // is guest time too.
+    // The gap since the last event must exceed the stall as well: a guest
+    // that answers the sender's latest packet (e.g. a retransmission after an
+    // RTO for data its full ring dropped) promptly was running.
     const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
     if ((d.flags & dflag::kRcvGuest) && owed && gap > p.guest_stall_us + c.side[S].min) {
-      mon_lim_close(d, dc, d.last_evt);
-      mon_add_lim(dc, kLimGuest, gap);
-      d.lim_since = now_us;
+      mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, now_us);
       o.guest_delay = 1;
     }
     if (!(d.flags & dflag::kAck)) {
@@ -454,14 +511,16 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (Seq(d.una) > Seq(d.nxt)) d.nxt = d.una;  // acks what we never saw (mid-stream)
       d.dupacks = 0;
       if (d.acks < 255) ++d.acks;
-      d.last_ack = now_us;
+      // Toward a guest sender, the first ACK after its data starts the time
+      // it may be silent for.
+      if (!(d.flags & dflag::kRcvGuest) && !(d.flags & dflag::kLastAck)) d.last_ack = now_us;
       d.flags |= dflag::kLastAck;
       if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
         // The oldest timed segment this ACK covers (Linux: the first newly
         // acknowledged segment's send time); the others it covers are dropped.
         mon_side_sample(c.side[S], now_us - d.rtt_t, c.role[S] == kRoleGuest, true, d.acks);
         d.acks = 0;
-        mon_rtt_pop(d, dc, s.ack);
+        mon_rtt_pop(d, dw, s.ack);
         d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
         mon_refresh(h, c, R, p);
         mon_refresh(h, c, S, p);
@@ -485,6 +544,8 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     if (s.flags & net::tcpflag::kEce) ++dc.ece;
     if (had_evt || (d.flags & dflag::kSeq)) d.last_evt = now_us;
+    // Any ACK (also a duplicate in loss recovery) shows a guest receiver running.
+    if (d.flags & dflag::kRcvGuest) d.last_ack = now_us;
   }
 
   // ---- timestamp echo: side RTT of S (S answers the TSval R sent) ----
@@ -510,13 +571,14 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         }
       } else if (sending) {
         MonSide& sd = c.side[S];
-        sd.wmin = sd.wn ? std::min(sd.wmin, r) : r;
-        if (++sd.wn >= kTsGroup || sd.n == 0) {
+        uint8_t& wn = c.w[S].ts_wn;
+        sd.wmin = wn ? std::min(sd.wmin, r) : r;
+        if (++wn >= kTsGroup || sd.n == 0) {
           // A sender that is not backlogged answers when its application
           // writes: such a sample only bounds the minimum.
           mon_side_sample(sd, sd.wmin, c.role[S] == kRoleGuest, fw.lim != kLimSender,
                           std::max<uint32_t>(1, (fw.nxt - fw.una) / (2 * std::max<uint32_t>(snd_st.mss, 536))));
-          sd.wn = 0;
+          wn = 0;
           mon_refresh(h, c, S, p);
           mon_refresh(h, c, R, p);
         }
@@ -537,14 +599,13 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   if (len > 0 && !s.rst()) {
     MonDir& d = fw;
     MonDirCold& dc = c.d[S];
+    MonDirWarm& dw = c.w[S];
     const uint32_t gap = d.last_evt ? now_us - d.last_evt : 0;
-    if ((d.flags & dflag::kSndGuest) && (d.flags & dflag::kLastAck) && gap > p.guest_stall_us + c.side[S].min &&
-        uint64_t(d.nxt - d.una) + snd_st.mss <= rcv_st.win) {
+    if ((d.flags & dflag::kSndGuest) && (d.flags & dflag::kLastAck) && d.last_ack &&
+        now_us - d.last_ack > p.guest_stall_us + c.side[S].min && uint64_t(d.nxt - d.una) + snd_st.mss <= rcv_st.win) {
       // The guest sender had an ACK (room to send) and did not answer for a
-      // long time: it was not running.
-      mon_lim_close(d, dc, d.last_evt);
-      mon_add_lim(dc, kLimGuest, gap);
-      d.lim_since = now_us;
+      // long time: it was not running, from the first ACK it left unanswered.
+      mon_guest_silence(d, dw, d.last_ack, now_us);
       o.guest_delay = 1;
     }
     const Seq seq(s.seq), end = Seq(s.seq) + len;
@@ -569,7 +630,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         o.hole_fill = 1;
         // Timed segments above the hole are acknowledged only once it is
         // filled: their samples would contain the sender's repair.
-        if (mon_rtt_karn(d, dc, seq.raw())) ++dc.karn_skipped;
+        if (mon_rtt_karn(d, dw, seq.raw())) ++dc.karn_skipped;
         if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
         if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
       } else {
@@ -585,7 +646,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
           dc.spurious += segs;
           o.spurious = 1;
         }
-        if (mon_rtt_karn(d, dc, seq.raw())) {  // Karn: a timed range is ambiguous now
+        if (mon_rtt_karn(d, dw, seq.raw())) {  // Karn: a timed range is ambiguous now
           ++dc.karn_skipped;
           o.karn_skip = 1;
         }
@@ -609,6 +670,8 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       }
       if (end > Seq(d.nxt)) d.nxt = end.raw();
     } else {  // new data
+      // Toward a guest receiver: data after an idle period starts its debt.
+      if ((d.flags & dflag::kRcvGuest) && d.nxt == d.una) d.last_ack = now_us;
       if (seq > Seq(d.nxt)) {
         ++dc.gaps;
         o.gap = 1;
@@ -621,7 +684,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       const bool prompt = d.last_evt && gap <= d.thr_up;
       d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
       d.nxt = end.raw();
-      if (mon_rtt_start(d, dc, end.raw(), now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
+      if (mon_rtt_start(d, dw, end.raw(), now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
     }
     if (!(d.flags & dflag::kLastAck) && d.last_evt) {
       // Data after data, no ACK between: the sender's own spacing per packet
@@ -642,13 +705,14 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     const bool touched = (k == S && len > 0) || (k == R && s.has_ack());
     if (!touched || !(d.flags & dflag::kSeq) || !(d.flags & dflag::kAck)) continue;
     MonDirCold& dc = c.d[k];
+    MonDirWarm& dw = c.w[k];
     const uint32_t flight = Seq(d.nxt) > Seq(d.una) ? d.nxt - d.una : 0;
     d.fl_max = std::max(d.fl_max, flight);
     if (now_us - d.win_t >= d.win_len) {
       const uint32_t win_us = now_us - d.win_t;
-      dc.rate_kbps = static_cast<uint32_t>(uint64_t(d.una - dc.una_win) * 8000 / std::max<uint32_t>(win_us, 1));
-      dc.una_win = d.una;
-      dc.max_flight = std::max(dc.max_flight, d.fl_max);
+      dw.rate_kbps = static_cast<uint32_t>(uint64_t(d.una - dw.una_win) * 8000 / std::max<uint32_t>(win_us, 1));
+      dw.una_win = d.una;
+      dw.max_flight = std::max(dw.max_flight, d.fl_max);
       const bool backlogged = d.clocked >= 128 && d.lim != kLimRwnd;
       if (backlogged && d.fl_prev > 0) {
         const bool growing = uint64_t(d.fl_max) * 4 >= uint64_t(d.fl_prev) * 6;  // >= 1.5x per RTT
@@ -667,7 +731,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     const TcpDirState& rcv = conn.d[k ^ 1];
     const uint32_t rwnd = (rcv.flags & dirflag::kWinValid) ? rcv.win : 0xffffffffu;
-    mon_lim_update(d, dc, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
+    mon_lim_update(d, dw, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
   }
   return o;
 }

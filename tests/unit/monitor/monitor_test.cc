@@ -94,7 +94,7 @@ class Mon : public ::testing::Test {
   const MonSide& server_side() { return cold_[last_.slot].side[cdir() ^ 1]; }
   const MonSide& client_side() { return cold_[last_.slot].side[cdir()]; }
   uint32_t lim_us(uint8_t l) {
-    const MonDirCold& d = cc();
+    const MonDirWarm& d = cold_[last_.slot].w[cdir()];
     uint64_t t = uint64_t(d.lim_ms[l]) * 1000 + d.lim_frac_us[l];
     if (cd().lim == l) t += now_ - cd().lim_since;
     return uint32_t(t);
@@ -476,6 +476,45 @@ TEST_F(Mon, LimitedByGuestScheduling) {
   EXPECT_GE(g.gex_max, 29'000u);  // the guest's side RTT exceeded its minimum by the off period
   EXPECT_EQ(cold_[last_.slot].role[cdir() ^ 1], kRoleGuest);
   EXPECT_TRUE(cd().flags & dflag::kRcvGuest);
+}
+
+// Validated on the vmsim test bed (docs/monitor.md, guest scheduling): a
+// descheduled guest receiver's silence starts at its last ACK, although its
+// sender keeps sending (window, tail probe) for a while after that; a guest
+// that answers the sender's latest packet promptly (a retransmission after an
+// RTO for data its full ring dropped) was running.
+TEST_F(Mon, GuestReceiverSilenceCountsFromItsLastAck) {
+  env_.roles[kPortS] = kRoleGuest;
+  handshake();
+  uint32_t seq = 1001;
+  auto send = [&](int n) {
+    for (int k = 0; k < n; ++k) {
+      now_ += 10;
+      pkt(true, tf::kAck, seq, 5001, kMss);
+      seq += kMss;
+    }
+  };
+  send(4);
+  now_ += 100;
+  pkt(false, tf::kAck, 5001, seq);  // the guest's last ACK before it is descheduled
+  const uint32_t g0 = lim_us(kLimGuest);
+  send(4);                          // the sender fills its window ...
+  now_ += 8'000;
+  send(1);                          // ... and probes the tail 8 ms later
+  now_ += 22'000;
+  pkt(false, tf::kAck, 5001, seq);  // the guest runs again 30 ms after its last ACK
+  const uint32_t g = lim_us(kLimGuest) - g0;
+  EXPECT_GE(g, 30'000u);
+  EXPECT_LE(g, 30'200u);
+
+  // RTO: nothing from the guest for 200 ms, but it answers the retransmission at once.
+  send(2);
+  const uint32_t g1 = lim_us(kLimGuest);
+  now_ += 200'000;
+  pkt(true, tf::kAck, seq - kMss, 5001, kMss);
+  now_ += 100;
+  pkt(false, tf::kAck, 5001, seq);
+  EXPECT_EQ(lim_us(kLimGuest), g1);
 }
 
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {

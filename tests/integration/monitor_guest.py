@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""Guest-scheduling scenario of the monitor validation (docs/monitor.md).
+
+A test bed (bench/testbed/up.sh) with two vmsim guests: guest 1 consolidated
+(3 VMs/core, 60 % load), guest 2 alone (1 VM/core); the monitor stage on, the
+uplink given its role and closed connections exported to TB_DIR/closed.jsonl.
+
+  monitor_guest.py run   --env /tmp/tb-NAME/env --out DIR [--secs 8] [--short 20]
+      bulk iperf3 transfers to (rx) and from (tx) each guest, one at a time,
+      client data ports 41001.. so each is found again; then COUNT short
+      100 KB transfers per guest and direction (harness.py, random 0-200 ms
+      pause before each). Copies the closed-connection records to DIR.
+  monitor_guest.py judge --out DIR --logs DIR_OF_down.sh_--save-logs [--gate]
+      reference: the off fraction vmsim applied to each guest (its report at
+      exit); monitor: the share of each flow's time limited by
+      guest_scheduling (limited_ms) and its guest share of the RTT. Writes
+      DIR/guest.md (table) and DIR/guest.json; with --gate exits 1 when a
+      check fails (the CI floors).
+
+Reference for short transfers: vmsim's schedule is not on the switch's clock,
+so the per-transfer off time is not known; the table shows the FCT excess of
+the consolidated guest over the unconsolidated one, sum(FCT g2) / sum(FCT g1),
+as the share of the consolidated guest's transfer time spent waiting for it.
+A transfer that starts while a guest sender is descheduled is invisible to
+the switch until the guest's SYN comes out (tx), so the monitor can see only
+part of that wait.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+CPORT0 = 41001
+SPORT = 5301
+
+
+def log(*a):
+    print("[monitor_guest %s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def read_env(path):
+    env = {}
+    for line in open(path):
+        m = re.match(r'^([A-Z_0-9]+)=(.*)$', line.strip())
+        if m:
+            env[m.group(1)] = m.group(2).strip('"')
+    return env
+
+
+def ns_run(ns, *cmd, **kw):
+    return subprocess.run(["ip", "netns", "exec", ns] + list(cmd), **kw)
+
+
+def cmd_run(a):
+    env = read_env(a.env)
+    gns, gip = env["TB_GUEST_NS"].split(), env["TB_GUEST_IP"].split()
+    rns = env["TB_REMOTE_NS"].split()[0]
+    os.makedirs(a.out, exist_ok=True)
+    cases = []
+    servers = []
+    try:
+        for i, ns in enumerate(gns):
+            servers.append(subprocess.Popen(["ip", "netns", "exec", ns, "iperf3", "-s", "-p", str(SPORT + i)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)
+        k = 0
+        for i in range(len(gns)):
+            for d in ("rx", "tx"):
+                cport = CPORT0 + k
+                k += 1
+                cmd = ["iperf3", "-c", gip[i], "-p", str(SPORT + i), "-t", str(a.secs), "--cport", str(cport), "-J"]
+                if d == "tx":
+                    cmd.append("-R")  # the server in the guest sends
+                log("bulk %s guest %d (%s), %d s" % (d, i + 1, gip[i], a.secs))
+                t0 = time.time()
+                r = ns_run(rns, *cmd, capture_output=True, text=True, timeout=a.secs + 30)
+                res = {}
+                try:
+                    j = json.loads(r.stdout)
+                    e = j["end"]
+                    res = {"mbps": e["sum_received"]["bits_per_second"] / 1e6,
+                           "retrans": e["sum_sent"].get("retransmits", 0)}
+                except Exception as ex:  # noqa: BLE001 - recorded
+                    res = {"error": str(ex), "stderr": r.stderr[-500:]}
+                cases.append({"kind": "bulk", "guest": i + 1, "addr": gip[i], "dir": d, "cport": cport,
+                              "t0": t0, "t1": time.time(), **res})
+                time.sleep(0.5)
+    finally:
+        for s in servers:
+            s.terminate()
+        for s in servers:
+            try:
+                s.wait(5)
+            except subprocess.TimeoutExpired:
+                s.kill()
+    if a.short > 0:
+        hout = os.path.join(a.out, "harness")
+        log("short 100 KB transfers: %d per guest and direction" % a.short)
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench/testbed/harness.py"), "run", "--env", a.env,
+                        "--guests", ",".join(str(i + 1) for i in range(len(gns))), "--sizes", "100K",
+                        "--dir", "rx,tx", "--count", str(a.short), "--block", str(a.short),
+                        "--gap-jitter-ms", "200", "--out", hout, "--overwrite"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    # Closed records: a closed connection lingers 2 s, the writer appends every 100 ms.
+    time.sleep(2.8)
+    shutil.copy(os.path.join(env["TB_DIR"], "closed.jsonl"), os.path.join(a.out, "closed.jsonl"))
+    json.dump({"cases": cases, "guests": [{"guest": i + 1, "addr": gip[i],
+                                            "vpc": int(env["TB_GUEST_VPC"].split()[i]),
+                                            "load": int(env["TB_GUEST_LOAD"].split()[i])} for i in range(len(gns))]},
+              open(os.path.join(a.out, "cases.json"), "w"), indent=1)
+    log("done: %s" % a.out)
+
+
+def vmsim_reports(logs):
+    """guest index -> applied schedule stats from vmsim-g<i>.log."""
+    out = {}
+    for f in glob.glob(os.path.join(logs, "vmsim-g*.log")):
+        i = int(re.search(r"vmsim-g(\d+)\.log$", f).group(1))
+        for line in open(f, errors="replace"):
+            m = re.match(r"vmsim schedule (model|applied): (.*)$", line.strip())
+            if m:
+                kv = dict(x.split("=") for x in m.group(2).split())
+                out.setdefault(i, {})[m.group(1)] = {k: float(v) for k, v in kv.items()}
+    return out
+
+
+def main_dir(rec):
+    return max(rec["dirs"], key=lambda d: d["bytes"])
+
+
+def lim(d):
+    lm = d["limited_ms"]
+    return {k: lm.get(k, 0) for k in ("sender", "receiver_window", "network", "guest_scheduling")}
+
+
+def cmd_judge(a):
+    meta = json.load(open(os.path.join(a.out, "cases.json")))
+    recs = [json.loads(l) for l in open(os.path.join(a.out, "closed.jsonl")) if l.strip()]
+    sched = vmsim_reports(a.logs)
+    guests = {g["guest"]: g for g in meta["guests"]}
+    off = {}
+    for i, g in guests.items():
+        s = sched.get(i, {}).get("applied")
+        off[i] = (1.0 - s["on_fraction"]) if s else None
+        g["applied"] = s
+    rows, fails = [], []
+
+    def check(ok, what):
+        if not ok:
+            fails.append(what)
+
+    ci = a.floors == "ci"
+    # ---- bulk ----
+    for c in meta["cases"]:
+        rec = None
+        for r in recs:
+            if any(e["port"] == c["cport"] for e in r["endpoints"]):
+                if rec is None or r["bytes"] > rec["bytes"]:
+                    rec = r
+        row = {"kind": "bulk", "guest": c["guest"], "dir": c["dir"], "vpc": guests[c["guest"]]["vpc"],
+               "off_ref": off[c["guest"]], "mbps": c.get("mbps")}
+        tag = "bulk %s guest %d" % (c["dir"], c["guest"])
+        if rec is None:
+            row["missing"] = True
+            rows.append(row)
+            check(False, "%s: no closed record" % tag)
+            continue
+        d = main_dir(rec)
+        lm = lim(d)
+        gi_ep = [i for i, e in enumerate(rec["endpoints"]) if e["addr"] == c["addr"]]
+        gex_max = rec.get("sides", [{}, {}])[gi_ep[0]].get("guest_delay_max_us", 0) if gi_ep else 0
+        # Share of the transfer's wall time (iperf3 client start to end; the
+        # record's own total also holds the 2 s linger after the FINs).
+        dur = max(1.0, (c["t1"] - c["t0"]) * 1000)
+        row.update({"dur_ms": dur, "limited_ms": lm, "verdict": d["limited_by"],
+                    "guest_time_share": min(1.0, lm["guest_scheduling"] / dur),
+                    "guest_share_rtt": d["guest_share"], "guest_delay_us": d["guest_delay_us"],
+                    "guest_delay_max_us": gex_max, "rtt_us": d["rtt_us"], "retrans": d["retrans"]})
+        rows.append(row)
+        g, ref = row["guest_time_share"], off[c["guest"]]
+        if row["vpc"] > 1:
+            if c["dir"] == "rx" or not ci:
+                check(row["verdict"] == "guest_scheduling", "%s: verdict %s, not guest_scheduling" % (tag, row["verdict"]))
+                if ref is not None:
+                    check(abs(g - ref) <= a.tol, "%s: guest time share %.2f vs applied off fraction %.2f (tolerance %.2f)"
+                          % (tag, g, ref, a.tol))
+            else:  # CI floor for a guest sender: the known underestimate (docs/monitor.md)
+                check(g >= 0.2, "%s: guest time share %.2f < 0.2" % (tag, g))
+            if c["dir"] == "rx":  # a guest sender's side is timed by echoes (min of 4): no excess expected
+                # The share of the RTT is a 1/8 EWMA of the last samples (it swings with the
+                # phase of the schedule at the end); CI gates the largest excess instead.
+                if ci:
+                    check(gex_max >= 20000, "%s: largest guest delay %d us < 20 ms" % (tag, gex_max))
+                else:
+                    check(row["guest_share_rtt"] >= 0.5, "%s: guest share of RTT %.2f < 0.5" % (tag, row["guest_share_rtt"]))
+        else:
+            check(row["verdict"] != "guest_scheduling", "%s: verdict guest_scheduling on an unconsolidated guest" % tag)
+            lim_u = 0.15 if ci else 0.05
+            check(g <= lim_u, "%s: guest time share %.2f > %.2f (unconsolidated)" % (tag, g, lim_u))
+
+    # ---- short transfers (harness) ----
+    hcsv = os.path.join(a.out, "harness", "results.csv")
+    if os.path.exists(hcsv):
+        hrows = [r for r in csv.DictReader(open(hcsv)) if r["ok"] in ("1", "True", "true")]
+        fct = {}
+        for r in hrows:
+            k = (int(r["guest"]), r["dir"])
+            fct.setdefault(k, []).append(float(r["fct_ms"]))
+        short = {}
+        for r in recs:
+            if not any(e["port"] == 5599 for e in r["endpoints"]):
+                continue
+            g = [e for e in r["endpoints"] if e["role"] == "guest"]
+            if not g:
+                continue
+            gi = [i for i, x in guests.items() if x["addr"] == g[0]["addr"]]
+            if not gi:
+                continue
+            d = main_dir(r)
+            if d["bytes"] < 50000:
+                continue
+            dr = "tx" if d["src"].split(":")[0] == g[0]["addr"] else "rx"
+            s = short.setdefault((gi[0], dr), {"n": 0, "guest_ms": 0, "rtt_share": []})
+            s["n"] += 1
+            s["guest_ms"] += lim(d)["guest_scheduling"]
+            s["rtt_share"].append(d["guest_share"])
+        cons = [i for i, g in guests.items() if g["vpc"] > 1]
+        alone = [i for i, g in guests.items() if g["vpc"] == 1]
+        for (gi, dr), s in sorted(short.items()):
+            f = sum(fct.get((gi, dr), [])) or None
+            ref = None
+            if gi in cons and alone and fct.get((alone[0], dr)) and f:
+                fa = sum(fct[(alone[0], dr)]) / len(fct[(alone[0], dr)])
+                fc = f / len(fct[(gi, dr)])
+                ref = max(0.0, 1.0 - fa / fc)
+            rs = sorted(s["rtt_share"])
+            rows.append({"kind": "short", "guest": gi, "dir": dr, "vpc": guests[gi]["vpc"], "n": s["n"],
+                         "fct_sum_ms": f, "guest_ms": s["guest_ms"],
+                         "guest_time_share": min(1.0, s["guest_ms"] / f) if f else None, "off_ref": ref,
+                         "guest_share_rtt": rs[len(rs) // 2] if rs else None})
+        for dr in ("rx", "tx"):
+            sc = [r for r in rows if r["kind"] == "short" and r["dir"] == dr]
+            c = [r for r in sc if r["vpc"] > 1]
+            u = [r for r in sc if r["vpc"] == 1]
+            if not c or c[0]["guest_time_share"] is None:
+                check(False, "short %s: no records / FCTs for the consolidated guest" % dr)
+                continue
+            g, ref = c[0]["guest_time_share"], c[0]["off_ref"]
+            # Short transfers from a guest: most of the wait is before the guest's SYN
+            # comes out, invisible to the switch (6-29 % seen for ~70 %): reported, not gated in CI.
+            if (dr == "rx" or not ci) and ref is not None:
+                check(abs(g - ref) <= a.tol + 0.05, "short %s: guest share of FCT %.2f vs FCT excess %.2f" % (dr, g, ref))
+            if u and u[0]["guest_time_share"] is not None:
+                check(u[0]["guest_time_share"] <= 0.15,
+                      "short %s: unconsolidated guest share of FCT %.2f > 0.15" % (dr, u[0]["guest_time_share"]))
+
+    # ---- table ----
+    def pct(x):
+        return "—" if x is None else "%.0f %%" % (100 * x)
+    md = ["| transfer | guest (VMs/core) | applied off fraction (vmsim) | monitor: guest-limited share of the transfer time | "
+          "limited-by verdict | time ms: guest / network / rwnd / sender | guest share of RTT | largest guest delay ms | Mbit/s |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["kind"] == "bulk":
+            if r.get("missing"):
+                md.append("| bulk %s | %d (%d) | %s | missing | | | | | |" % (r["dir"], r["guest"], r["vpc"], pct(r["off_ref"])))
+                continue
+            lm = r["limited_ms"]
+            md.append("| bulk %s, %.0f s | %d (%d) | %s | %s | %s | %d / %d / %d / %d | %s | %.1f | %s |" % (
+                r["dir"], r["dur_ms"] / 1000, r["guest"], r["vpc"], pct(r["off_ref"]),
+                pct(r["guest_time_share"]), r["verdict"], lm["guest_scheduling"], lm["network"],
+                lm["receiver_window"], lm["sender"], pct(r["guest_share_rtt"]), r["guest_delay_max_us"] / 1000,
+                "%.0f" % r["mbps"] if r.get("mbps") else "—"))
+        else:
+            md.append("| %d × 100 KB %s | %d (%d) | %s (FCT excess) | %s of FCT | — | %d / — / — / — | %s (median) | — | — |" % (
+                r["n"], r["dir"], r["guest"], r["vpc"], pct(r["off_ref"]), pct(r["guest_time_share"]),
+                r["guest_ms"], pct(r["guest_share_rtt"])))
+    md.append("")
+    sch = []
+    for i, g in sorted(guests.items()):
+        s = g.get("applied")
+        if s:
+            sch.append("guest %d: on %.4f, off periods %d, median %.1f ms, max %.1f ms" % (
+                i, s["on_fraction"], s["off_count"], s["off_median_ms"], s["off_max_ms"]))
+    md.append("Applied schedules (vmsim report): " + "; ".join(sch) + ".")
+    if a.cmd_line:
+        md.append("")
+        md.append("Produced by `%s`." % a.cmd_line)
+    md.append("")
+    md.append("Checks (%s): %s" % (a.floors, "all passed" if not fails else "; ".join(fails)))
+    open(os.path.join(a.out, "guest.md"), "w").write("\n".join(md) + "\n")
+    json.dump({"rows": rows, "fails": fails}, open(os.path.join(a.out, "guest.json"), "w"), indent=1)
+    print("\n".join(md))
+    if a.gate and fails:
+        for f in fails:
+            log("FAIL:", f)
+        return 1
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--env", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--secs", type=int, default=8)
+    r.add_argument("--short", type=int, default=20)
+    j = sub.add_parser("judge")
+    j.add_argument("--out", required=True)
+    j.add_argument("--logs", required=True)
+    j.add_argument("--gate", action="store_true")
+    j.add_argument("--tol", type=float, default=0.15, help="|guest time share - off fraction| allowed (bulk)")
+    j.add_argument("--floors", choices=["target", "ci"], default="target",
+                   help="target: every consolidated transfer within --tol of the reference; ci: the CI floors "
+                        "(a guest sender: bulk share >= 0.2, short ones not gated; see docs/monitor.md)")
+    j.add_argument("--cmd-line", default="")
+    a = ap.parse_args()
+    if a.cmd == "run":
+        cmd_run(a)
+        return 0
+    return cmd_judge(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
