@@ -21,7 +21,8 @@ SECS=${MON_SECS:-20}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$ROOT/bench/results/monitor-$STAMP
 mkdir -p "$OUT"
-CMD="bench/monitor/validate.sh $BUILD  (ROUNDS=$ROUNDS MON_SECS=$SECS)"
+BUILD_REL=$(realpath --relative-to="$ROOT" "$BUILD")   # the docs name the build dir relative to the checkout
+CMD="bench/monitor/validate.sh $BUILD_REL  (ROUNDS=$ROUNDS MON_SECS=$SECS)"
 : > "$OUT/samples.jsonl"; : > "$OUT/counts.jsonl"
 [ "${NO_AGREEMENT:-0}" != 1 ] || ROUNDS=0
 for r in $(seq "$ROUNDS"); do
@@ -54,7 +55,7 @@ fi
 
 if [ "${NO_GUEST:-0}" != 1 ]; then
   GSECS=${GUEST_SECS:-20} GSHORT=${GUEST_SHORT:-50}
-  GCMD="NO_AGREEMENT=1 NO_COST=1 GUEST_SECS=$GSECS GUEST_SHORT=$GSHORT bench/monitor/validate.sh $BUILD"
+  GCMD="NO_AGREEMENT=1 NO_COST=1 GUEST_SECS=$GSECS GUEST_SHORT=$GSHORT bench/monitor/validate.sh $BUILD_REL"
   echo "[validate] guest scenario (bed mv)" >&2
   "$ROOT/bench/testbed/down.sh" --name mv >/dev/null 2>&1 || true
   if VSW_BUILD=$BUILD "$ROOT/bench/testbed/up.sh" --name mv --guests 2 --vms-per-core 3,1 --stages monitor \
@@ -76,7 +77,7 @@ if [ "${NO_COST:-0}" != 1 ] && [ -x "$BUILD/bench/monitor/bench_monitor" ]; then
   echo "[validate] cost benchmark" >&2
   "$BUILD/bench/monitor/bench_monitor" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_format=json > "$OUT/cost.json"
-  python3 - "$OUT/cost.json" "$BUILD" > "$OUT/cost.md" <<'PY'
+  python3 - "$OUT/cost.json" "$BUILD_REL" > "$OUT/cost.md" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))["benchmarks"]
 med = [x for x in b if x.get("aggregate_name") == "median"]
