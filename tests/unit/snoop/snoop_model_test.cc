@@ -282,23 +282,7 @@ class MultiSim {
   void burst(const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port) {
     Batch b;
     BatchFlows fl;
-    for (const auto& fr : frames) {
-      rte_mbuf* m = rte_pktmbuf_alloc(dp_.pool);
-      std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(fr.size())), fr.data(), fr.size());
-      parse_mbuf(m, in_port);
-      b.push(m);
-    }
-    for (uint16_t i = 0; i < b.n; ++i) {
-      b.flow_idx[i] = -1;
-      rte_mbuf* m = b.pkts[i];
-      if (tcp_segment_from_meta(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), meta(m), 0,
-                                fl.seg[fl.n]))
-        b.flow_idx[i] = static_cast<int8_t>(fl.n++);
-    }
-    ctx_->flows()->track_bulk(fl.seg, fl.n, ctx_->now_ms(), fl.res);
-    b.flows = &fl;
-    b.table = ctx_->flows();
-    stage_->process(b, *ctx_);
+    stage_burst(frames, in_port, dp_.pool, *ctx_, *stage_, b, fl);
     std::vector<rte_mbuf*> to_vm;
     for (uint16_t i = 0; i < b.n; ++i) {
       rte_mbuf* m = b.pkts[i];

@@ -91,6 +91,31 @@ class SimCtx final : public PmdContext {
   std::vector<std::pair<rte_mbuf*, uint16_t>> out;
 };
 
+// What the PMD does with a burst before the stage: frames arriving on
+// in_port become a batch (copied into mbufs of `pool`), their TCP segments
+// are tracked in the context's flow table, then the stage processes it.
+inline void stage_burst(const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port, rte_mempool* pool,
+                        SimCtx& ctx, SnoopStage& stage, Batch& b, BatchFlows& f) {
+  for (const auto& fr : frames) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool);
+    if (!m) throw std::runtime_error("mbuf");
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(fr.size())), fr.data(), fr.size());
+    parse_mbuf(m, in_port);
+    b.push(m);
+  }
+  for (uint16_t i = 0; i < b.n; ++i) {
+    b.flow_idx[i] = -1;
+    rte_mbuf* m = b.pkts[i];
+    if (tcp_segment_from_meta(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), meta(m), 0,
+                              f.seg[f.n]))
+      b.flow_idx[i] = static_cast<int8_t>(f.n++);
+  }
+  ctx.flows()->track_bulk(f.seg, f.n, ctx.now_ms(), f.res);
+  b.flows = &f;
+  b.table = ctx.flows();
+  stage.process(b, ctx);
+}
+
 struct WirePkt {  // a TCP packet as the sender (or guest) receives it
   uint32_t seq = 0, ack = 0, len = 0;
   uint16_t win = 0;
@@ -192,22 +217,7 @@ class SnoopSim {
     if (frames.empty()) return;
     Batch b;
     BatchFlows f;
-    for (const auto& fr : frames) {
-      rte_mbuf* m = make(fr);
-      parse_mbuf(m, in_port);
-      b.push(m);
-    }
-    for (uint16_t i = 0; i < b.n; ++i) {
-      b.flow_idx[i] = -1;
-      rte_mbuf* m = b.pkts[i];
-      if (tcp_segment_from_meta(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), meta(m), 0,
-                                f.seg[f.n]))
-        b.flow_idx[i] = static_cast<int8_t>(f.n++);
-    }
-    ctx_->flows()->track_bulk(f.seg, f.n, ctx_->now_ms(), f.res);
-    b.flows = &f;
-    b.table = ctx_->flows();
-    stage_->process(b, *ctx_);
+    stage_burst(frames, in_port, dp_.pool, *ctx_, *stage_, b, f);
     std::vector<rte_mbuf*> to_vm;
     for (uint16_t i = 0; i < b.n; ++i) {
       rte_mbuf* m = b.pkts[i];
@@ -507,12 +517,6 @@ class SnoopSim {
  private:
   void check(bool ok, const std::string& what) {
     if (!ok && fail.empty()) fail = what;
-  }
-  rte_mbuf* make(const std::vector<uint8_t>& fr) {
-    rte_mbuf* m = rte_pktmbuf_alloc(dp_.pool);
-    if (!m) throw std::runtime_error("mbuf");
-    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(fr.size())), fr.data(), fr.size());
-    return m;
   }
   void burst_to_vm(std::vector<rte_mbuf*>& pk) {
     const unsigned free_slots = ring_.size() < ring_cap_ ? ring_cap_ - unsigned(ring_.size()) : 0;
