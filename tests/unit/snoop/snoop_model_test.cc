@@ -144,15 +144,7 @@ class MultiSim {
   MultiSim(rte_mempool* mp, unsigned nflows, unsigned ring_cap, uint32_t bytes, uint64_t seed)
       : rng_(seed), dp_(FdbConfig{}), wire_("wire", Port::Kind::kEthdev), vm_("vm", Port::Kind::kVhostUser),
         cap_(ring_cap) {
-    dp_.pool = mp;
-    wire_.set_id(kWire);
-    vm_.set_id(kVm);
-    dp_.ports[kWire].store(&wire_);
-    dp_.ports[kVm].store(&vm_);
-    TcpFlowConfig fc;
-    fc.capacity = 64;
-    fc.prefault = false;
-    ctx_ = std::make_unique<SimCtx>(dp_, fc);
+    ctx_ = wire_up(dp_, mp, wire_, kWire, vm_, kVm);
     nlohmann::json cfg = {{"buf_bytes", 1 << 20}, {"disabled_ports", {"wire"}}, {"desc_bytes", kDesc}};
     stage_ = std::make_unique<SnoopStage>(snoop::config_from_json(cfg), self_);
     vm_.ring_free = int(cap_);

@@ -116,6 +116,21 @@ inline void stage_burst(const std::vector<std::vector<uint8_t>>& frames, uint16_
   stage.process(b, ctx);
 }
 
+// The switch around the stage: two ports (wire = the sender's side, vm =
+// the guest's) on a datapath with a small flow table.
+inline std::unique_ptr<SimCtx> wire_up(Datapath& dp, rte_mempool* mp, SimPort& wire, uint16_t wire_id, SimPort& vm,
+                                       uint16_t vm_id) {
+  dp.pool = mp;
+  wire.set_id(wire_id);
+  vm.set_id(vm_id);
+  dp.ports[wire_id].store(&wire);
+  dp.ports[vm_id].store(&vm);
+  TcpFlowConfig fc;
+  fc.capacity = 64;
+  fc.prefault = false;
+  return std::make_unique<SimCtx>(dp, fc);
+}
+
 struct WirePkt {  // a TCP packet as the sender (or guest) receives it
   uint32_t seq = 0, ack = 0, len = 0;
   uint16_t win = 0;
@@ -170,15 +185,7 @@ class SnoopSim {
       : o_(o), rng_(seed), dp_(FdbConfig{}),
         wire_("wire", o.wire_snooped ? Port::Kind::kVhostUser : Port::Kind::kEthdev),
         vm_("vm", o.vhost_kind ? Port::Kind::kVhostUser : Port::Kind::kEthdev) {
-    dp_.pool = mp;
-    wire_.set_id(kWire);
-    vm_.set_id(kVm);
-    dp_.ports[kWire].store(&wire_);
-    dp_.ports[kVm].store(&vm_);
-    TcpFlowConfig fc;
-    fc.capacity = 64;
-    fc.prefault = false;
-    ctx_ = std::make_unique<SimCtx>(dp_, fc);
+    ctx_ = wire_up(dp_, mp, wire_, kWire, vm_, kVm);
     nlohmann::json cfg = {{"buf_bytes", o.buf_bytes}, {"desc_bytes", 1000}};
     if (!o.wire_snooped) cfg["disabled_ports"] = {"wire"};
     stage_ = std::make_unique<SnoopStage>(snoop::config_from_json(cfg), self_);
