@@ -272,18 +272,10 @@ class MultiSim {
     }
   }
   void burst(const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port) {
-    Batch b;
-    BatchFlows fl;
-    stage_burst(frames, in_port, dp_.pool, *ctx_, *stage_, b, fl);
-    std::vector<rte_mbuf*> to_vm;
-    for (uint16_t i = 0; i < b.n; ++i) {
-      rte_mbuf* m = b.pkts[i];
-      if (b.next[i] == Next::kDrop || in_port == kVm) {
-        if (in_port == kVm && b.next[i] != Next::kDrop) to_sender(m);
-        else rte_pktmbuf_free(m);
-        continue;
-      }
-      to_vm.push_back(m);
+    std::vector<rte_mbuf*> to_vm = stage_burst(frames, in_port, dp_.pool, *ctx_, *stage_);
+    if (in_port == kVm) {
+      for (rte_mbuf* m : to_vm) to_sender(m);
+      to_vm.clear();
     }
     for (rte_mbuf* m : to_vm) {  // the ring takes a prefix: what fits
       const bool sent = ring_.size() < cap_;

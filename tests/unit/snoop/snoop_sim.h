@@ -91,11 +91,14 @@ class SimCtx final : public PmdContext {
   std::vector<std::pair<rte_mbuf*, uint16_t>> out;
 };
 
-// What the PMD does with a burst before the stage: frames arriving on
-// in_port become a batch (copied into mbufs of `pool`), their TCP segments
-// are tracked in the context's flow table, then the stage processes it.
-inline void stage_burst(const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port, rte_mempool* pool,
-                        SimCtx& ctx, SnoopStage& stage, Batch& b, BatchFlows& f) {
+// What the PMD does with a burst: frames arriving on in_port become a batch
+// (copied into mbufs of `pool`), their TCP segments are tracked in the
+// context's flow table, the stage processes it; what it dropped is freed,
+// the rest returned in order (they go out of the other port).
+inline std::vector<rte_mbuf*> stage_burst(const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port,
+                                          rte_mempool* pool, SimCtx& ctx, SnoopStage& stage) {
+  Batch b;
+  BatchFlows f;
   for (const auto& fr : frames) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     if (!m) throw std::runtime_error("mbuf");
@@ -114,6 +117,12 @@ inline void stage_burst(const std::vector<std::vector<uint8_t>>& frames, uint16_
   b.flows = &f;
   b.table = ctx.flows();
   stage.process(b, ctx);
+  std::vector<rte_mbuf*> pass;
+  for (uint16_t i = 0; i < b.n; ++i) {
+    if (b.next[i] == Next::kDrop) rte_pktmbuf_free(b.pkts[i]);
+    else pass.push_back(b.pkts[i]);
+  }
+  return pass;
 }
 
 // The switch around the stage: two ports (wire = the sender's side, vm =
@@ -222,20 +231,12 @@ class SnoopSim {
   }
   void deliver_burst(const std::vector<std::vector<uint8_t>>& frames, uint16_t in_port) {
     if (frames.empty()) return;
-    Batch b;
-    BatchFlows f;
-    stage_burst(frames, in_port, dp_.pool, *ctx_, *stage_, b, f);
-    std::vector<rte_mbuf*> to_vm;
-    for (uint16_t i = 0; i < b.n; ++i) {
-      rte_mbuf* m = b.pkts[i];
-      if (b.next[i] == Next::kDrop) {
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      if (in_port == kVm) to_sender(m);
-      else to_vm.push_back(m);
+    std::vector<rte_mbuf*> pass = stage_burst(frames, in_port, dp_.pool, *ctx_, *stage_);
+    if (in_port == kVm) {
+      for (rte_mbuf* m : pass) to_sender(m);
+    } else if (!pass.empty()) {
+      burst_to_vm(pass);
     }
-    if (!to_vm.empty()) burst_to_vm(to_vm);
     auto out = std::move(ctx_->out);
     ctx_->out.clear();
     for (auto [m, port] : out) {
