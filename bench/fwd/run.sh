@@ -126,16 +126,9 @@ EOF
   fi
 }
 
+. "$REPO/scripts/hugepages.sh"
 reserve_hugepages() {
-  local need=$1 free total
-  mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages; mount -t hugetlbfs nodev /dev/hugepages; }
-  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  if [ "$free" -lt "$need" ]; then
-    total=$(cat /proc/sys/vm/nr_hugepages)
-    echo $((total + need - free)) > /proc/sys/vm/nr_hugepages
-    free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-    [ "$free" -ge "$need" ] || die "cannot reserve $need free 2 MB hugepages (free: $free)"
-  fi
+  hugepages_ensure_free "$1" || die "cannot reserve $1 free 2 MB hugepages (free: $HUGEPAGES_FREE)"
 }
 
 wait_until() {

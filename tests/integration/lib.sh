@@ -43,17 +43,9 @@ require_root() { [ "$(id -u)" = 0 ] || skip "needs root"; }
 require_cmd() { for c in "$@"; do command -v "$c" >/dev/null || skip "missing command $c"; done; }
 
 # Ensures at least N free 2 MB hugepages and a mounted hugetlbfs.
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/hugepages.sh"
 require_hugepages() {
-  local need=${1:-512}
-  mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages; mount -t hugetlbfs nodev /dev/hugepages; }
-  local free total
-  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  if [ "$free" -lt "$need" ]; then
-    total=$(cat /proc/sys/vm/nr_hugepages)
-    echo $((total + need - free)) > /proc/sys/vm/nr_hugepages
-    free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-    [ "$free" -ge "$need" ] || skip "cannot reserve $need hugepages (free $free)"
-  fi
+  hugepages_ensure_free "${1:-512}" || skip "cannot reserve ${1:-512} hugepages (free $HUGEPAGES_FREE)"
 }
 
 # Registers a DPDK --file-prefix for cleanup and prints it.
