@@ -46,12 +46,10 @@ inline TcpSpec snoop_sender_spec() {
   t.dport = 5001;
   return t;
 }
-inline TcpSpec snoop_guest_spec() {
-  TcpSpec t;
-  t.src_ip = 0x0a000002;
-  t.dst_ip = 0x0a000001;
-  t.sport = 5001;
-  t.dport = 40000;
+inline TcpSpec snoop_guest_spec() {  // the same connection, the other way
+  TcpSpec t = snoop_sender_spec();
+  std::swap(t.src_ip, t.dst_ip);
+  std::swap(t.sport, t.dport);
   return t;
 }
 // NOP, NOP, timestamps option (TSval v, TSecr e).
