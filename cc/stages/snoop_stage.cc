@@ -205,16 +205,6 @@ SnoopStage::PortState& SnoopStage::port_state(PmdContext& ctx, uint16_t id) {
   return ps;
 }
 
-// Sync mode starts at the highest byte seen: NEXT_SEQ tracking restarts
-// there (what the ring confirms from now on, contiguously); the bytes below
-// are the guest's to acknowledge before anything is acknowledged early.
-void SnoopStage::begin_sync(Conn& c) {
-  c.mode = Mode::kSync;
-  c.sync_at = c.hi;
-  c.sync_pending = 1;
-  if (Seq(c.hi) > Seq(c.enq)) c.enq = c.hi;
-}
-
 void SnoopStage::init_conn(Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m, uint16_t in_port,
                            uint32_t epoch) {
   const uint32_t gen1 = c.gen1;
@@ -248,7 +238,6 @@ void SnoopStage::init_conn(Conn& c, const TcpConn& tc, const TcpSegment& s, rte_
     c.flags |= cflag::kHaveAck;
     if (S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
     if (Seq(c.hi) <= Seq(c.g_ack)) c.mode = Mode::kActive;
-    else begin_sync(c);
   }
 }
 
@@ -572,17 +561,10 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
     c.mode = Mode::kSync;
     const TcpDirState& S = tc.d[c.gdir ^ 1];
     if (S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
-    begin_sync(c);
     ctr(kInitMidstream).add();
   }
-  // Back online when the guest has everything enqueued (paper III-B), or, in
-  // sync, once it acknowledged the sync point: below it the guest has all,
-  // above it the ring confirmed every byte up to enq, with no hole (a hole
-  // would have taken the connection offline).
-  if (c.sync_pending && Seq(c.g_ack) >= Seq(c.sync_at)) c.sync_pending = 0;
-  if (((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf || c.mode == Mode::kSync) &&
-       Seq(c.g_ack) >= Seq(c.hi)) ||
-      (c.mode == Mode::kSync && !c.sync_pending && Seq(c.enq) >= Seq(c.hi))) {
+  if ((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf || c.mode == Mode::kSync) &&
+      Seq(c.g_ack) >= Seq(c.hi)) {
     ctr(c.mode == Mode::kSync ? kSyncDone : kResumeGuestAck).add();
     if (c.mode != Mode::kSync) ++c.n_resume;
     c.mode = Mode::kActive;
@@ -826,7 +808,6 @@ void SnoopStage::swap_roles(PmdContext& ctx, Conn& c, const TcpConn& tc, const T
     const bool first = S.has(dirflag::kIsnKnown) && s.seq == S.isn + 1;
     if (!first && S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
     if (Seq(c.hi) <= Seq(c.g_ack)) c.mode = Mode::kActive;
-    else begin_sync(c);
   }
   ctr(kRoleSwap).add();
 }
@@ -886,8 +867,7 @@ void SnoopStage::tx_note(PmdContext& ctx, Conn& c, const Note& n, bool sent) {
   if (c.mode != Mode::kActive) {
     // Offline: a retransmission from NEXT_SEQ that leaves nothing out of order
     // in the guest brings the connection back (paper III-B, second way).
-    // Not while a sync point is pending: the bytes below it may be missing.
-    if ((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf) && !c.sync_pending && Seq(c.hi) <= en) {
+    if ((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf) && Seq(c.hi) <= en) {
       c.mode = Mode::kActive;
       ++c.n_resume;
       ctr(kResumeRetrans).add();

@@ -78,14 +78,8 @@ struct Conn {
   uint32_t pend_tsecr; // TSval to echo in the pending early ACK
   uint8_t pend_ts, starved;  // starved: on the port's list for a window update
   uint16_t acct_slot;        // 64 ms period in which it was last accounted (the port keeps two)
-  // Sync mode (mid-stream start): the highest byte the switch had seen when
-  // it began tracking. What lies below may or may not be in the guest ring;
-  // from here on `enq` runs over the segments the ring confirmed. Once the
-  // guest acknowledges sync_at, everything below enq is accounted for.
-  uint32_t sync_at;
-  uint8_t sync_pending;  // the guest has not acknowledged sync_at yet: no resume by retransmission
 };
-static_assert(sizeof(Conn) == 104);
+static_assert(sizeof(Conn) == 96);
 
 // Counter indexes (names in snoop_counter_names(), same order).
 enum Ctr : size_t {
@@ -222,7 +216,6 @@ class SnoopStage final : public Stage {
   }
   PortState& port_state(PmdContext& ctx, uint16_t id);
   bool ensure_table(PmdContext& ctx);
-  static void begin_sync(snoop::Conn& c);
   void init_conn(snoop::Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m, uint16_t in_port, uint32_t epoch);
   void on_guest(PmdContext& ctx, Batch& b, uint16_t i, snoop::Conn& c, const TcpConn& tc, const TcpSegment& s);
   void on_sender(PmdContext& ctx, Batch& b, uint16_t i, snoop::Conn& c, uint32_t slot, const TcpConn& tc,
