@@ -5,6 +5,7 @@
 #include <rte_vhost.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -190,8 +191,8 @@ uint16_t VhostPort::tx_burst(unsigned pmd, rte_mbuf** pkts, uint16_t n) {
     rte_pktmbuf_free_bulk(pkts, n);
     return 0;
   }
-  const uint16_t q = static_cast<uint16_t>(pmd % nq);
-  const bool shared = n_pmds_ > nq;  // several PMDs map to one guest queue
+  const uint16_t q = vhost_txq_of(pmd, nq);
+  const bool shared = vhost_txq_writers(q, nq, n_pmds_) > 1;  // several PMDs map to this guest queue
   if (shared) rte_spinlock_lock(&txq_lock_[q]);
   uint16_t sent = 0;
   for (uint32_t tries = 0; sent < n && tries <= cfg_.tx_retries; ++tries) {
@@ -210,6 +211,14 @@ int VhostPort::rx_ring_free(uint16_t q) const {
   int vid = vid_.load(std::memory_order_acquire);
   if (vid < 0) return 0;
   return rte_vhost_avail_entries(vid, static_cast<uint16_t>(q * 2));
+}
+
+int VhostPort::tx_ring_free(unsigned pmd) const {
+  const uint16_t nq = n_enabled_.load(std::memory_order_relaxed);
+  if (nq == 0) return 0;
+  const uint16_t q = vhost_txq_of(pmd, nq);  // the queue tx_burst(pmd) fills
+  const int f = rx_ring_free(q);
+  return f > 0 ? f / static_cast<int>(std::max(1u, vhost_txq_writers(q, nq, n_pmds_))) : f;
 }
 
 uint64_t VhostPort::guest_progress_tsc(uint16_t q) const {

@@ -25,6 +25,14 @@ struct VhostPortConfig {
 
 inline constexpr uint16_t kVhostMaxQueues = 16;
 
+// Guest queue mapping of the tx side: with `nq` guest rx queues enabled, PMD
+// `pmd` fills queue pmd % nq, and that queue is filled by this many of the
+// `n_pmds` PMDs (more than one: they take a lock, and share its free space).
+inline uint16_t vhost_txq_of(unsigned pmd, uint16_t nq) { return static_cast<uint16_t>(pmd % nq); }
+inline unsigned vhost_txq_writers(uint16_t q, uint16_t nq, unsigned n_pmds) {
+  return n_pmds > q ? (n_pmds - q + nq - 1) / nq : 1;
+}
+
 class VhostPort final : public Port {
  public:
   VhostPort(std::string name, VhostPortConfig cfg, rte_mempool* mp);
@@ -37,6 +45,7 @@ class VhostPort final : public Port {
   uint64_t tx_offloads() const override { return tx_offloads_.load(std::memory_order_relaxed); }
   bool link_up() const override { return vid_.load(std::memory_order_acquire) >= 0; }
   int rx_ring_free(uint16_t q) const override;
+  int tx_ring_free(unsigned pmd) const override;
   uint64_t guest_progress_tsc(uint16_t q) const override;
   nlohmann::json describe() const override;
 

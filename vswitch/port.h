@@ -78,6 +78,11 @@ class Port {
   // Guest ring state for the TCP stages (vhost-user ports; -1/0 elsewhere).
   // Free descriptors in the switch->guest ring of queue q.
   virtual int rx_ring_free(uint16_t /*q*/) const { return -1; }
+  // What PMD `pmd` may count on in the guest ring its tx_burst fills: that
+  // ring's free descriptors divided among the PMDs that share it (with more
+  // PMDs than enabled guest queues several write one ring). Multi-queue
+  // guests: each PMD fills its own queue, so each sees only that one.
+  virtual int tx_ring_free(unsigned /*pmd*/) const { return rx_ring_free(0); }
   // TSC of the last time the guest made progress (posted rx buffers or tx packets).
   virtual uint64_t guest_progress_tsc(uint16_t /*q*/) const { return 0; }
 

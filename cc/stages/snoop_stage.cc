@@ -47,11 +47,11 @@ const std::vector<const char*>& snoop_counter_names() {
   static const std::vector<const char*> n = {
       "seen", "init_handshake", "init_midstream", "data_marked", "tx_confirmed", "tx_refused", "early_ack",
       "early_ack_bytes", "reack_duplicate", "offline_out_of_order", "offline_no_buffer", "offline_ce",
-      "offline_window", "resume_guest_ack", "resume_retransmission", "sync_done", "no_ack_flags", "no_ack_ts",
+      "offline_window", "resume_guest_ack", "resume_retransmission", "sync_done", "sync_restart", "no_ack_flags", "no_ack_ts",
       "no_ack_off", "guest_ack", "guest_ack_drop_covered", "guest_ack_drop_dup", "guest_ack_pass",
       "guest_ack_raised", "guest_win_capped", "guest_sack_trimmed", "closed", "port_disabled", "ack_alloc_fail",
       "stale_note", "role_swap", "win_ring_bound", "win_update"};
-  static_assert(kNCtr == 33);
+  static_assert(kNCtr == 34);
   return n;
 }
 
@@ -88,8 +88,8 @@ Config config_from_json(const nlohmann::json& j) {
 
 }  // namespace snoop
 
-SnoopStage::SnoopStage(const Config& cfg, uint8_t self)
-    : Stage(kNCtr), cfg_(cfg), self_(self), notes_(new Note[kNotes]) {
+SnoopStage::SnoopStage(const Config& cfg, uint8_t self, unsigned pmd)
+    : Stage(kNCtr), cfg_(cfg), self_(self), pmd_(pmd), notes_(new Note[kNotes]) {
   std::memset(static_cast<void*>(notes_.get()), 0, sizeof(Note) * kNotes);
   pending_.reserve(256);
   if (cfg_.desc_bytes) desc_recip_ = ((uint64_t(1) << 32) + cfg_.desc_bytes - 1) / cfg_.desc_bytes;
@@ -205,6 +205,27 @@ SnoopStage::PortState& SnoopStage::port_state(PmdContext& ctx, uint16_t id) {
   return ps;
 }
 
+// Sync mode starts at the highest byte seen: NEXT_SEQ tracking restarts
+// there (what the ring confirms from now on, contiguously); the bytes below
+// are the guest's to acknowledge before anything is acknowledged early.
+void SnoopStage::begin_sync(Conn& c) {
+  c.mode = Mode::kSync;
+  c.sync_at = c.hi;
+  c.sync_pending = 1;
+  if (Seq(c.hi) > Seq(c.enq)) c.enq = c.hi;
+}
+
+// A hole, a refusal or data beyond the guest's window while in sync: the
+// bytes up to `end` may now be missing from the ring, so NEXT_SEQ cannot run
+// on from the old sync point. Move the sync point above them (the guest has
+// to acknowledge them itself) instead of waiting for the guest to catch up
+// with everything seen, which a sender that never pauses never allows.
+void SnoopStage::restart_sync(Conn& c, uint32_t end) {
+  if (Seq(end) > Seq(c.hi)) c.hi = end;
+  begin_sync(c);
+  ctr(kSyncRestart).add();
+}
+
 void SnoopStage::init_conn(Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m, uint16_t in_port,
                            uint32_t epoch) {
   const uint32_t gen1 = c.gen1;
@@ -238,6 +259,7 @@ void SnoopStage::init_conn(Conn& c, const TcpConn& tc, const TcpSegment& s, rte_
     c.flags |= cflag::kHaveAck;
     if (S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
     if (Seq(c.hi) <= Seq(c.g_ack)) c.mode = Mode::kActive;
+    else begin_sync(c);
   }
 }
 
@@ -561,10 +583,17 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
     c.mode = Mode::kSync;
     const TcpDirState& S = tc.d[c.gdir ^ 1];
     if (S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
+    begin_sync(c);
     ctr(kInitMidstream).add();
   }
-  if ((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf || c.mode == Mode::kSync) &&
-      Seq(c.g_ack) >= Seq(c.hi)) {
+  // Back online when the guest has everything enqueued (paper III-B), or, in
+  // sync, once it acknowledged the sync point: below it the guest has all,
+  // above it the ring confirmed every byte up to enq, with no hole (a hole
+  // would have taken the connection offline).
+  if (c.sync_pending && Seq(c.g_ack) >= Seq(c.sync_at)) c.sync_pending = 0;
+  if (((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf || c.mode == Mode::kSync) &&
+       Seq(c.g_ack) >= Seq(c.hi)) ||
+      (c.mode == Mode::kSync && !c.sync_pending && Seq(c.enq) >= Seq(c.hi))) {
     ctr(c.mode == Mode::kSync ? kSyncDone : kResumeGuestAck).add();
     if (c.mode != Mode::kSync) ++c.n_resume;
     c.mode = Mode::kActive;
@@ -808,6 +837,7 @@ void SnoopStage::swap_roles(PmdContext& ctx, Conn& c, const TcpConn& tc, const T
     const bool first = S.has(dirflag::kIsnKnown) && s.seq == S.isn + 1;
     if (!first && S.has(dirflag::kSeqValid) && Seq(S.next_seq) > Seq(c.hi)) c.hi = S.next_seq;
     if (Seq(c.hi) <= Seq(c.g_ack)) c.mode = Mode::kActive;
+    else begin_sync(c);
   }
   ctr(kRoleSwap).add();
 }
@@ -829,6 +859,7 @@ void SnoopStage::on_tx(PmdContext& ctx, uint16_t port, const uint32_t cookie[2],
 void SnoopStage::tx_note(PmdContext& ctx, Conn& c, const Note& n, bool sent) {
   if (!sent) {
     ctr(kTxRefused).add();
+    if (c.mode == Mode::kSync && Seq(n.end) > Seq(c.enq)) restart_sync(c, n.end);
     go_offline(c, Mode::kOfflineNoBuf, kOfflineNoBuf);
     return;
   }
@@ -836,6 +867,7 @@ void SnoopStage::tx_note(PmdContext& ctx, Conn& c, const Note& n, bool sent) {
   const Seq st(n.start), en(n.end);
   const bool fin = n.flags & net::tcpflag::kFin;
   if (st > Seq(c.enq)) {  // a hole before it: out-of-order data now sits in the guest
+    if (c.mode == Mode::kSync) restart_sync(c, n.end);
     if (en > Seq(c.hi)) c.hi = n.end;
     go_offline(c, Mode::kOfflineOoo, kOfflineOoo);
     return;
@@ -857,6 +889,7 @@ void SnoopStage::tx_note(PmdContext& ctx, Conn& c, const Note& n, bool sent) {
   // In order and new. Bytes beyond the guest's own right edge may be dropped
   // by the guest: they neither count as delivered nor get acknowledged.
   if (!(c.flags & cflag::kHaveAck) || en > Seq(c.g_right)) {
+    if (c.mode == Mode::kSync) restart_sync(c, n.end);
     if (en > Seq(c.hi)) c.hi = n.end;
     go_offline(c, Mode::kOfflineOoo, kOfflineWindow);
     return;
@@ -867,7 +900,8 @@ void SnoopStage::tx_note(PmdContext& ctx, Conn& c, const Note& n, bool sent) {
   if (c.mode != Mode::kActive) {
     // Offline: a retransmission from NEXT_SEQ that leaves nothing out of order
     // in the guest brings the connection back (paper III-B, second way).
-    if ((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf) && Seq(c.hi) <= en) {
+    // Not while a sync point is pending: the bytes below it may be missing.
+    if ((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf) && !c.sync_pending && Seq(c.hi) <= en) {
       c.mode = Mode::kActive;
       ++c.n_resume;
       ctr(kResumeRetrans).add();
@@ -925,7 +959,8 @@ nlohmann::json SnoopStage::details() const {
 }
 
 std::unique_ptr<Stage> make_snoop_stage(const StageInit& init) {
-  return std::make_unique<SnoopStage>(config_from_json(init.config), static_cast<uint8_t>(stage_index("snoop") + 1));
+  return std::make_unique<SnoopStage>(config_from_json(init.config), static_cast<uint8_t>(stage_index("snoop") + 1),
+                                      init.pmd_index);
 }
 
 }  // namespace vsw

@@ -78,8 +78,14 @@ struct Conn {
   uint32_t pend_tsecr; // TSval to echo in the pending early ACK
   uint8_t pend_ts, starved;  // starved: on the port's list for a window update
   uint16_t acct_slot;        // 64 ms period in which it was last accounted (the port keeps two)
+  // Sync mode (mid-stream start): the highest byte the switch had seen when
+  // it began tracking. What lies below may or may not be in the guest ring;
+  // from here on `enq` runs over the segments the ring confirmed. Once the
+  // guest acknowledges sync_at, everything below enq is accounted for.
+  uint32_t sync_at;
+  uint8_t sync_pending;  // the guest has not acknowledged sync_at yet: no resume by retransmission
 };
-static_assert(sizeof(Conn) == 96);
+static_assert(sizeof(Conn) == 104);
 
 // Counter indexes (names in snoop_counter_names(), same order).
 enum Ctr : size_t {
@@ -99,6 +105,7 @@ enum Ctr : size_t {
   kResumeGuestAck,    // back online: guest acknowledged everything enqueued
   kResumeRetrans,     // back online: retransmission from NEXT_SEQ enqueued
   kSyncDone,          // mid-stream sync completed
+  kSyncRestart,       // sync point moved up: a hole or refusal after it (the guest must ack the new one)
   kNoAckFlags,        // not acked: SYN/RST/URG or FIN without payload
   kNoAckTs,           // not acked: timestamps negotiated but missing
   kNoAckOff,          // not acked: port/connection disabled or guest gone
@@ -149,7 +156,8 @@ struct Note {
 
 class SnoopStage final : public Stage {
  public:
-  SnoopStage(const snoop::Config& cfg, uint8_t self);
+  // pmd: the PMD this instance runs on (which guest queue its port writes).
+  SnoopStage(const snoop::Config& cfg, uint8_t self, unsigned pmd = 0);
   ~SnoopStage() override;
   void process(Batch& b, PmdContext& ctx) override;
   void on_tx(PmdContext& ctx, uint16_t port, const uint32_t cookie[2], uint32_t pkt_len, bool sent) override;
@@ -204,7 +212,7 @@ class SnoopStage final : public Stage {
   uint64_t desc_recip_ = 0;   // ⌈2^32 / desc_bytes⌉ (division-free promise in descriptors)
   int ring_free(PortState& ps) {
     if (ps.f_stamp != call_seq_) {
-      ps.f_cache = ps.ptr->rx_ring_free(0);
+      ps.f_cache = ps.ptr->tx_ring_free(pmd_);  // this PMD's guest queue, its share
       ps.f_stamp = call_seq_;
     }
     return ps.f_cache;
@@ -216,6 +224,8 @@ class SnoopStage final : public Stage {
   }
   PortState& port_state(PmdContext& ctx, uint16_t id);
   bool ensure_table(PmdContext& ctx);
+  static void begin_sync(snoop::Conn& c);
+  void restart_sync(snoop::Conn& c, uint32_t end);
   void init_conn(snoop::Conn& c, const TcpConn& tc, const TcpSegment& s, rte_mbuf* m, uint16_t in_port, uint32_t epoch);
   void on_guest(PmdContext& ctx, Batch& b, uint16_t i, snoop::Conn& c, const TcpConn& tc, const TcpSegment& s);
   void on_sender(PmdContext& ctx, Batch& b, uint16_t i, snoop::Conn& c, uint32_t slot, const TcpConn& tc,
@@ -241,6 +251,7 @@ class SnoopStage final : public Stage {
 
   snoop::Config cfg_;
   uint8_t self_;
+  unsigned pmd_;
   snoop::Conn* conns_ = nullptr;
   uint32_t cap_ = 0;
   static constexpr uint32_t kNotes = 4096;

@@ -55,17 +55,29 @@ e1=$(counter early_ack)
 log "early ACKs so far: $e1"
 [ "$e1" -gt 100 ] || { log "FAIL: too few early ACKs ($e1)"; fails=$((fails + 1)); }
 
-log "phase 2: snoop-port g1 off mid-run, then on again"
-xfer 12 1000000,200000 2 >/dev/null &
+log "phase 2: snoop-port g1 off and on again, repeatedly, while 24 transfers of 4-8 MB run"
+xfer 24 4000000,8000000 2 >/dev/null &
 XP=$!
-sleep 2
-CTL snoop-port g1 off >/dev/null
-e_off=$(counter early_ack)
-sleep 2
-e_off2=$(counter early_ack)
-CTL snoop-port g1 on >/dev/null
+toggles=0 leaks=0
+sleep 0.5
+while kill -0 $XP 2>/dev/null && [ $toggles -lt 40 ]; do
+  CTL snoop-port g1 off >/dev/null   # returns when no PMD can send another early ACK for g1
+  e_off=$(counter early_ack)
+  sleep 0.2
+  e_off2=$(counter early_ack)
+  [ "$e_off2" = "$e_off" ] || { leaks=$((leaks + 1)); log "early ACKs while the port was off ($e_off -> $e_off2)"; }
+  CTL snoop-port g1 on >/dev/null
+  toggles=$((toggles + 1))
+  sleep 0.3
+done
 wait $XP || fails=$((fails + 1))
-[ "$e_off2" = "$e_off" ] || { log "FAIL: early ACKs while the port was off ($e_off -> $e_off2)"; fails=$((fails + 1)); }
+[ "$leaks" = 0 ] || { log "FAIL: early ACKs while the port was off ($leaks of $toggles toggles)"; fails=$((fails + 1)); }
+# Connections the toggles caught mid-transfer re-initialise mid-stream and
+# must get back to early ACKs (sync completes) although their senders never pause.
+mid=$(counter init_midstream) syncd=$(counter sync_done)
+log "$toggles toggles during the transfers: init_midstream $mid, sync_done $syncd"
+[ "$toggles" -ge 3 ] || { log "FAIL: the transfers ended before 3 toggles ($toggles)"; fails=$((fails + 1)); }
+[ "$syncd" -ge 1 ] || { log "FAIL: no mid-stream connection got back to early ACKs"; fails=$((fails + 1)); }
 
 log "phase 3: 12 more transfers after re-enable"
 xfer 12 100000,3000000 3 || fails=$((fails + 1))
@@ -74,4 +86,4 @@ bad=$(grep -c '"ok": false' /tmp/tb-$NAME/md5.log || true)
 log "counters: $(CTL --json stage-list | python3 -c "import json,sys; c=[s for s in json.load(sys.stdin) if s['name']=='snoop'][0]['counters']; print({k: v for k, v in c.items() if v})")"
 [ "$bad" = 0 ] || { log "FAIL: $bad transfers corrupt or stuck"; fails=$((fails + 1)); }
 [ "$fails" = 0 ] || exit 1
-log "PASS: 48 md5-checked transfers, 0 corrupt, 0 stuck"
+log "PASS: 60 md5-checked transfers, 0 corrupt, 0 stuck"

@@ -12,6 +12,7 @@
 #include "cc/net_headers.h"
 #include "tests/common/eal_env.h"
 #include "tests/common/mem_port.h"
+#include "vhost/vhost_port.h"
 #include "tests/common/pkt_builder.h"
 #include "vswitch/commands.h"
 #include "vswitch/control.h"
@@ -389,6 +390,20 @@ TEST_F(SwitchTest, ControlSocketSurvivesSignalStorm) {
   EXPECT_GE(sent.load(), 2000u);
   EXPECT_EQ(failed, 0) << last_error;
   EXPECT_EQ(ok, n);
+}
+
+// The guest ring a PMD fills, and how many PMDs fill it: the snoop stage
+// divides a shared ring's free descriptors by that count, tx_burst locks when > 1.
+TEST(VhostQueueMap, EveryPmdCountsTheWritersOfItsQueue) {
+  for (unsigned n_pmds = 1; n_pmds <= 6; ++n_pmds)
+    for (uint16_t nq = 1; nq <= 4; ++nq)
+      for (unsigned pmd = 0; pmd < n_pmds; ++pmd) {
+        const uint16_t q = vhost_txq_of(pmd, nq);
+        ASSERT_LT(q, nq);
+        unsigned writers = 0;
+        for (unsigned p = 0; p < n_pmds; ++p) writers += vhost_txq_of(p, nq) == q;
+        EXPECT_EQ(vhost_txq_writers(q, nq, n_pmds), writers) << n_pmds << " PMDs, " << nq << " queues, PMD " << pmd;
+      }
 }
 
 }  // namespace

@@ -112,6 +112,57 @@ TEST(SnoopModel, WrapAndMidstream) {
   }
 }
 
+// Directed: mid-stream re-initialisation (port disabled and enabled again,
+// as around a migration) under a sender that never pauses. The guest always
+// has a backlog in its ring, so its ACK never reaches the highest byte seen;
+// the connection must still leave sync once the guest acknowledges the sync
+// point, also after a ring refusal during sync moved that point up.
+TEST(SnoopModel, MidstreamSyncCompletesUnderAContinuousSender) {
+  SimOptions o;
+  o.ts = true;
+  o.guest_rbuf = 400000;
+  o.buf_bytes = 400000;
+  SnoopSim sim(pool(), o, 9);
+  sim.set_total(3000000);
+  sim.handshake();
+  sim.guest_run(0, false);
+  auto& st = sim.stage();
+  for (int k = 0; k < 10; ++k) {
+    sim.send_new(8);
+    sim.guest_run(256, false);
+  }
+  ASSERT_GT(st.counter(snoop::kEarlyAck), 0u);
+  st.set_port(sim.ctx(), "vm", false, 0);
+  for (int k = 0; k < 6; ++k) {  // the guest falls behind: a standing backlog
+    sim.send_new(8);
+    sim.guest_run(4, false);
+  }
+  st.set_port(sim.ctx(), "vm", true, 0);
+  const uint64_t early0 = st.counter(snoop::kEarlyAck);
+  bool refused = false;
+  for (int k = 0; k < 120 && sim.fail.empty(); ++k) {
+    if (k == 3) {  // one burst the ring refuses, while in sync
+      sim.ring_cap_ = unsigned(sim.ring_.size());
+      sim.send_new(4);
+      sim.ring_cap_ = 64;
+      refused = true;
+      sim.retransmit(4);
+    }
+    if (k % 8 == 7) sim.retransmit(1);  // the sender repairs holes (fast retransmit / RTO)
+    sim.send_new(4);
+    sim.guest_run(4, false);
+    sim.ctx().advance(1);
+  }
+  ASSERT_TRUE(sim.fail.empty()) << sim.fail;
+  EXPECT_TRUE(refused);
+  EXPECT_GE(st.counter(snoop::kInitMidstream), 1u);
+  EXPECT_GE(st.counter(snoop::kSyncRestart), 1u);
+  EXPECT_GE(st.counter(snoop::kSyncDone), 1u) << sim.state();
+  EXPECT_GT(st.counter(snoop::kEarlyAck), early0 + 10) << sim.state();
+  EXPECT_TRUE(sim.drain(3000)) << sim.state();
+  EXPECT_TRUE(sim.fail.empty()) << sim.fail;
+}
+
 // ---------------------------------------------------------------------------
 // Several connections toward one guest port share its ring. The guest is
 // descheduled for long stretches and announces windows far larger than the
