@@ -47,7 +47,6 @@ require_cmd ip ping python3
 require_hugepages 700
 [ -w /sys/fs/cgroup/freezer/cgroup.procs ] || skip "no writable cgroup v1 freezer"
 guest_prepare uml
-VMSIM=$VSW_BUILD/bench/testbed/vmsim
 HARNESS=$HERE/harness.py
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/bench/results/uml-baseline-$STAMP}
@@ -56,56 +55,9 @@ OUT=$(cd "$OUT" && pwd)
 RUN=$STAMP
 VNAME=ubvm
 
-# ---- UML bed
-NET=10.241.0 HNS=ub${TAG}r UP=ub${TAG}up
-P=$(dpdk_prefix ub)
-{
-  vsw_config_head "$P"
-  for i in $(seq "$GUESTS"); do vsw_port "g$i" vhost-user "path=$T/g$i.sock" "disable_features=$UML_FEATURES_OFF"; done
-  vsw_port up dpdk "devargs=net_tap0,iface=$UP"
-} >"$T/vsw.toml"
-vsw_start "$T/vsw.toml"
-netns_add "$HNS"
-uplink_attach "$UP" "$HNS" "$NET.1/24" 02:00:00:f1:00:01
-GIPS="" GNSS="" GVPC="" GLOAD=""
-for i in $(seq "$GUESTS"); do
-  cg=/sys/fs/cgroup/freezer/ub${TAG}g$i
-  mkdir "$cg"
-  guest_on_exit "echo THAWED >$cg/freezer.state 2>/dev/null; rmdir $cg 2>/dev/null || true"
-  uml_start "g$i" "$T/g$i.sock" "$NET.$((10 + i))/24" "02:00:00:f1:00:$((10 + i))" "$cg"
-  GIPS+="$NET.$((10 + i)) " GNSS+="uml-g$i " GVPC+="$i " GLOAD+="$LOAD "
-done
-for i in $(seq "$GUESTS"); do uml_wait_ready "g$i" 90; done
-for i in $(seq "$GUESTS"); do
-  # tbperf dies with its parent (PR_SET_PDEATHSIG): keep a parent shell alive.
-  uml_exec "g$i" 30 "nohup sh -c 'python3 $HERE/tbperf.py --ctl /tmp/tbperf.sock --listen 5599; echo tbperf exited' \
-    >/tmp/tbperf.log 2>&1 &
-    for k in \$(seq 50); do [ -S /tmp/tbperf.sock ] && break; sleep 0.2; done; [ -S /tmp/tbperf.sock ]" >/dev/null ||
-    fail "receiver agent did not start in UML guest g$i"
-  ip netns exec "$HNS" ping -n -q -c 3 -i 0.2 -W 2 "$NET.$((10 + i))" >/dev/null || fail "no ping to UML guest g$i"
-done
-cat >"$T/uml-env" <<EOF
-TB_NAME=uml
-TB_DIR=$T
-TB_VSWITCHCTL=$VSWITCHCTL
-TB_CTL=$T/ctl.sock
-TB_GUEST_NS="${GNSS% }"
-TB_GUEST_IP="${GIPS% }"
-TB_GUEST_VPC="${GVPC% }"
-TB_GUEST_LOAD="${GLOAD% }"
-TB_REMOTE_NS=$HNS
-TB_REMOTE_IP=$NET.1
-TB_GUEST_EXTERNAL=1
-EOF
-# Consolidation: guest i gets i VMs/core, seed SEED+i-1 (as up.sh gives vmsim guest i).
-SCHED_PIDS=()
-for i in $(seq "$GUESTS"); do
-  spawn "sched-g$i" "$VMSIM" -- --freeze-cgroup "/sys/fs/cgroup/freezer/ub${TAG}g$i" --vms-per-core "$i" \
-    --load "$LOAD" --seed "$((SEED + i - 1))" --csv "$OUT/schedule-uml-g$i.csv"
-  SCHED_PIDS+=("$SPAWNED_PID")
-  # Runs before uml_stop (hooks are LIFO): a frozen guest cannot be stopped.
-  guest_on_exit "kill -INT $SPAWNED_PID 2>/dev/null; wait_until 5 bash -c '! kill -0 $SPAWNED_PID' || true"
-done
+# ---- UML bed: guest i at i VMs/core (bench/testbed/uml_bed.sh)
+. "$HERE/uml_bed.sh"
+uml_bed_up "$GUESTS" "$(seq -s, 1 "$GUESTS")" "$LOAD" "$SEED" "$OUT"
 
 # ---- vmsim bed, same guests and model
 guest_on_exit "$HERE/down.sh --name $VNAME --save-logs $OUT/vmsim-bed-logs >/dev/null 2>&1 || true"
@@ -119,7 +71,7 @@ BLOCKS=$(((COUNT + BLOCK - 1) / BLOCK))
 log "$BLOCKS blocks of $BLOCK x $SIZE per guest per bed, random start 0-$JITTER ms; out $OUT"
 for b in $(seq "$BLOCKS"); do
   n=$((COUNT - (b - 1) * BLOCK)); [ $n -le "$BLOCK" ] || n=$BLOCK
-  beds=("uml $T/uml-env" "vmsim $VENV")
+  beds=("uml $UML_ENV" "vmsim $VENV")
   [ $((b % 2)) = 1 ] || beds=("${beds[1]}" "${beds[0]}")
   for be in "${beds[@]}"; do
     read -r cfg env <<<"$be"
@@ -132,16 +84,13 @@ for b in $(seq "$BLOCKS"); do
 done
 /usr/bin/python3 "$HARNESS" report "$OUT/results.csv" --out "$OUT" --norm vmsim \
   --title "100 KB remote→guest, UML (frozen by the schedule) vs vmsim, sender clock" >"$OUT/report.txt" 2>>"$OUT/harness.log"
-/usr/bin/python3 "$HARNESS" ping --env "$T/uml-env" --guests all --count "$PING" --interval-ms 10 --out "$OUT/ping-uml" \
+/usr/bin/python3 "$HARNESS" ping --env "$UML_ENV" --guests all --count "$PING" --interval-ms 10 --out "$OUT/ping-uml" \
   --title "ping RTT remote→UML guest" >/dev/null 2>>"$OUT/harness.log"
 /usr/bin/python3 "$HARNESS" ping --env "$VENV" --guests all --count "$PING" --interval-ms 10 --out "$OUT/ping-vmsim" \
   --title "ping RTT remote→vmsim guest" >/dev/null 2>>"$OUT/harness.log"
 
 # ---- schedules actually applied (the tools print them at exit)
-for pid in "${SCHED_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-for pid in "${SCHED_PIDS[@]}"; do wait_until 5 bash -c "! kill -0 $pid" || true; done
-for i in $(seq "$GUESTS"); do grep -h "vmsim schedule applied\|vmsim freezer" "$T/sched-g$i.log" | sed "s/^/uml g$i: /"; done \
-  >"$OUT/schedules.txt" || true
+uml_bed_schedules "$OUT"
 "$HERE/down.sh" --name "$VNAME" --save-logs "$OUT/vmsim-bed-logs" >/dev/null 2>&1 || true
 for i in $(seq "$GUESTS"); do grep -h "vmsim schedule applied" "$OUT/vmsim-bed-logs/vmsim-g$i.log" 2>/dev/null |
   sed "s/^/vmsim g$i: /"; done >>"$OUT/schedules.txt" || true
