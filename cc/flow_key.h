@@ -102,8 +102,15 @@ inline bool flow_key_build(const uint8_t* frame, uint16_t l3_off, uint16_t l4_of
     const uint64_t w0 = dir ? da : sa, w2 = dir ? sa : da;
     const uint64_t p0 = dir ? dp : sp, p1 = dir ? sp : dp;
     const uint64_t w4 = p0 | (p1 << 16) | (uint64_t(vlan & 0xfff) << 32) | (uint64_t(4) << 48) | (uint64_t(proto) << 56);
-    const uint64_t w[5] = {w0, 0, w2, 0, w4};
-    std::memcpy(&k, w, sizeof(w));
+    // One 64-bit store per word (not via an array on the stack: a wide copy
+    // of it would wait for its narrow stores).
+    char* kp = reinterpret_cast<char*>(&k);
+    const uint64_t zero = 0;
+    std::memcpy(kp, &w0, 8);
+    std::memcpy(kp + 8, &zero, 8);
+    std::memcpy(kp + 16, &w2, 8);
+    std::memcpy(kp + 24, &zero, 8);
+    std::memcpy(kp + 32, &w4, 8);
     if (hash) *hash = flow_key_hash_v4(w0, w2, w4);
     return true;
   }

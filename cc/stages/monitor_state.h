@@ -477,6 +477,9 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   }
   const TcpDirState& snd_st = conn.d[S];
   const TcpDirState& rcv_st = conn.d[R];
+  // c.role[S] == kRoleGuest, from the hot line (c.role is on a line a packet
+  // otherwise does not touch).
+  const bool s_guest = fw.flags & dflag::kSndGuest;
   // Before this packet's ACK is applied: did R have data outstanding toward S?
   const bool peer_had_flight =
       (rv.flags & dflag::kSeq) && (rv.flags & dflag::kAck) && Seq(rv.nxt) > Seq(rv.una);
@@ -518,7 +521,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
         // The oldest timed segment this ACK covers (Linux: the first newly
         // acknowledged segment's send time); the others it covers are dropped.
-        mon_side_sample(c.side[S], now_us - d.rtt_t, c.role[S] == kRoleGuest, true, d.acks);
+        mon_side_sample(c.side[S], now_us - d.rtt_t, s_guest, true, d.acks);
         d.acks = 0;
         mon_rtt_pop(d, dw, s.ack);
         d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
@@ -563,7 +566,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
                            ((fw.flags & dflag::kSeq) && (fw.flags & dflag::kAck) && Seq(fw.nxt) > Seq(fw.una));
       if (p.ts_receiver_samples && peer_had_flight && s.payload_len == 0) {
         if (!o.rtt_sample) {  // the same ACK already gave a Karn sample
-          mon_side_sample(c.side[S], r, c.role[S] == kRoleGuest, true, rv.acks);
+          mon_side_sample(c.side[S], r, s_guest, true, rv.acks);
           rv.acks = 0;
           mon_refresh(h, c, R, p);
           mon_refresh(h, c, S, p);
@@ -576,7 +579,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         if (++wn >= kTsGroup || sd.n == 0) {
           // A sender that is not backlogged answers when its application
           // writes: such a sample only bounds the minimum.
-          mon_side_sample(sd, sd.wmin, c.role[S] == kRoleGuest, fw.lim != kLimSender,
+          mon_side_sample(sd, sd.wmin, s_guest, fw.lim != kLimSender,
                           std::max<uint32_t>(1, (fw.nxt - fw.una) / (2 * std::max<uint32_t>(snd_st.mss, 536))));
           wn = 0;
           mon_refresh(h, c, S, p);
