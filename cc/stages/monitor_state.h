@@ -227,11 +227,22 @@ inline void mon_add_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
 // estimator (RFC 6298 gains applied n times: 1 - (7/8)^n and 1 - (3/4)^n,
 // Q16). The switch times one segment per RTT while a Linux sender updates
 // srtt on every ACK; without this the monitor's srtt would lag by ~8 RTTs.
-inline uint32_t mon_gain_q16(uint32_t n, uint32_t keep_num, uint32_t keep_shift) {
+constexpr uint32_t mon_gain_q16(uint32_t n, uint32_t keep_num, uint32_t keep_shift) {
   uint64_t keep = 1u << 16;
   for (uint32_t i = 0; i < std::min<uint32_t>(n, 64) && keep; ++i) keep = (keep * keep_num) >> keep_shift;
   return static_cast<uint32_t>((1u << 16) - keep);
 }
+// The gains for n = 0..8 (mon_side_sample clamps n to 1..8): a table lookup
+// instead of two dependent multiply chains per sample.
+template <uint32_t Num, uint32_t Shift>
+struct MonGainTable {
+  uint32_t g[9];
+  constexpr MonGainTable() : g{} {
+    for (uint32_t n = 0; n < 9; ++n) g[n] = mon_gain_q16(n, Num, Shift);
+  }
+};
+inline constexpr MonGainTable<3, 2> kMonGainVar{};   // 1 - (3/4)^n
+inline constexpr MonGainTable<7, 3> kMonGainSrtt{};  // 1 - (7/8)^n
 
 // acks: how many ACKs the sender saw for this one sample (>= 1).
 inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint32_t acks = 1) {
@@ -245,8 +256,8 @@ inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint3
       const uint32_t err = r > s.srtt ? r - s.srtt : s.srtt - r;
       // Capped: one timed segment is a noisier sample than the sender's many.
       const uint32_t n = std::clamp<uint32_t>(acks, 1, 8);
-      const int64_t gv = n == 1 ? (1 << 14) : mon_gain_q16(n, 3, 2);  // 1/4
-      const int64_t gs = n == 1 ? (1 << 13) : mon_gain_q16(n, 7, 3);  // 1/8
+      const int64_t gv = n == 1 ? (1 << 14) : kMonGainVar.g[n];   // 1/4
+      const int64_t gs = n == 1 ? (1 << 13) : kMonGainSrtt.g[n];  // 1/8
       s.var = static_cast<uint32_t>(int64_t(s.var) + ((int64_t(err) - int64_t(s.var)) * gv >> 16));
       s.srtt = static_cast<uint32_t>(int64_t(s.srtt) + ((int64_t(r) - int64_t(s.srtt)) * gs >> 16));
     }
