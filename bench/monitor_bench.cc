@@ -1,6 +1,8 @@
 // Cost per packet: parse + segment build + flow-table track_bulk, without and
 // with the monitor's per-packet inference, at 1, 10k and 1M established
-// connections. The difference is what the monitor adds. Traffic: each visit
+// connections, each against the same loop with only the traffic generator
+// (frames rewritten in place, nothing parsed or looked up). Differences: what
+// parse + lookup add, what the monitor adds, and what all of them add. Traffic: each visit
 // to a connection is a data segment from the client followed, one visit
 // later, by the server's ACK for it, connections in random order (so at 1M
 // the state of both the table and the monitor comes from DRAM) - a worst case
@@ -11,11 +13,14 @@
 // across runs: one benchmark builds one fixture (its own table and state)
 // per configuration and alternates between them every kChunk batches; the
 // counters are medians of the per-batch TSC cycle counts of each.
-//   BM_Cost/N       table only vs table + monitor as MonitorStage runs it
-//                   (one MonState array with a THP hint, its hot and warm lines
-//                   prefetched by the table's bulk lookup: add_companion).
-//                   Counters per packet, median batch: base_cyc, mon_cyc,
-//                   adds_cyc; *_mean: mean over batches; bytes per connection.
+//   BM_Cost/N       generator only vs + table vs + table + monitor as
+//                   MonitorStage runs it (one MonState array with a THP hint,
+//                   its hot and warm lines prefetched by the table's bulk
+//                   lookup: add_companion). Counters per packet, median batch:
+//                   gen_cyc, base_cyc (+ parse + lookup), mon_cyc (+ monitor);
+//                   table_adds_cyc = base - gen, adds_cyc = mon - base (the
+//                   monitor), total_adds_cyc = mon - gen (parse + lookup +
+//                   monitor); *_mean: mean over batches; bytes per connection.
 //   BM_Variants     1M connections, monitor on: where the 1M cost goes.
 //                   v0-v2 4 KB pages (MADV_NOHUGEPAGE), v3-v5 THP hint,
 //                   v6-v8 hugetlbfs pages (MAP_HUGETLB; falls back to the THP
@@ -92,13 +97,20 @@ struct Fixture {
   }
   bool hugetlb_fallback = false;
 
-  Fixture(size_t n, unsigned pages) : variant(pages) {
+  // with_state false: the traffic generator's visits only (no table, no monitor state).
+  Fixture(size_t n, unsigned pages, bool with_state = true) : variant(pages) {
+    std::vector<Tuple> tuples = make_tuples(n);
+    std::vector<uint32_t> order(n);
+    std::iota(order.begin(), order.end(), 0u);
+    std::shuffle(order.begin(), order.end(), std::mt19937(3));
+    visits.resize(n);
+    for (size_t i = 0; i < n; ++i) visits[i] = {tuples[order[i]], 101, false};
+    if (!with_state) return;
     TcpFlowConfig cfg;
     cfg.capacity = static_cast<uint32_t>(std::max<size_t>(n, 1024));
     table = std::make_unique<TcpFlowTable>(cfg);
     cap = table->capacity();
     st = map<mon::MonState>(cap, pages);
-    std::vector<Tuple> tuples = make_tuples(n);
     Frame f;
     init_frame(f);
     TcpSegment s;
@@ -115,15 +127,10 @@ struct Fixture {
       run(t, false, tcpflag::kSyn | tcpflag::kAck, 900, 101);
       run(t, true, tcpflag::kAck, 101, 901);
     }
-    std::vector<uint32_t> order(n);
-    std::iota(order.begin(), order.end(), 0u);
-    std::shuffle(order.begin(), order.end(), std::mt19937(3));
-    visits.resize(n);
-    for (size_t i = 0; i < n; ++i) visits[i] = {tuples[order[i]], 101, false};
   }
   ~Fixture() {
     auto len = [](size_t b) { return (b + (2u << 20) - 1) & ~size_t((2u << 20) - 1); };
-    munmap(st, len(sizeof(mon::MonState) * cap));
+    if (st) munmap(st, len(sizeof(mon::MonState) * cap));
   }
 };
 
@@ -145,6 +152,7 @@ double tsc_hz() {
 enum Prefetch : unsigned { kPfBatch, kPfLookup, kPfNone };
 
 struct Config {
+  bool table;    // parse + segment build + track_bulk (false: only the traffic generator)
   bool monitor;
   Pages pages;
   Prefetch pf;
@@ -163,7 +171,7 @@ struct Runner {
   TrackResult res[kBatch];
   uint16_t in_port[kBatch];
 
-  Runner(size_t n, Config c) : cfg(c), fx(std::make_unique<Fixture>(n, c.pages)) {
+  Runner(size_t n, Config c) : cfg(c), fx(std::make_unique<Fixture>(n, c.pages, c.table)) {
     for (auto& f : frames) init_frame(f);
     if (c.monitor && c.pf == kPfLookup) {  // the table's lookup prefetches the state
       fx->table->add_companion(fx->st, sizeof(mon::MonState), 0, mon::kMonWarmLines);
@@ -192,9 +200,14 @@ struct Runner {
         in_port[m] = 0;
       }
       v.ack_due = !v.ack_due;
-      m += to_segment(frames[i], len, segs[m]);
+      if (cfg.table) m += to_segment(frames[i], len, segs[m]);
     }
-    fx->table->track_bulk(segs, m, fx->now_ms, res);
+    if (!cfg.table) {  // the generator alone: what the other two configurations subtract
+      benchmark::ClobberMemory();
+      m = kBatch;
+    } else {
+      fx->table->track_bulk(segs, m, fx->now_ms, res);
+    }
     if (cfg.monitor) {
       const uint32_t now_us = fx->now_us;
       if (cfg.pf == kPfBatch)
@@ -213,7 +226,8 @@ struct Runner {
     if (cyc.size() < cyc.capacity()) cyc.push_back(static_cast<uint32_t>(std::min<uint64_t>(dc, ~0u)) / m);
     fx->now_us += 7;  // ~ the time a 32-packet batch takes at line rate
     if ((++batches & 63) == 0) {
-      fx->table->tick(++fx->now_ms);
+      if (fx->table) fx->table->tick(fx->now_ms + 1);
+      ++fx->now_ms;
       ++tsv;
     }
   }
@@ -248,19 +262,24 @@ void BM_Cost(benchmark::State& st) {
   const size_t n = static_cast<size_t>(st.range(0));
   if (g_cost_n != n) {
     g_cost.clear();
-    g_cost.push_back(std::make_unique<Runner>(n, Config{false, kThp, kPfNone}));
-    g_cost.push_back(std::make_unique<Runner>(n, Config{true, kThp, kPfLookup}));  // as MonitorStage
+    g_cost.push_back(std::make_unique<Runner>(n, Config{false, false, kThp, kPfNone}));  // generator only
+    g_cost.push_back(std::make_unique<Runner>(n, Config{true, false, kThp, kPfNone}));   // + parse + lookup
+    g_cost.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfLookup}));  // + monitor, as MonitorStage
     g_cost_n = n;
   }
   interleave(st, g_cost);
-  const double b = g_cost[0]->median(), m = g_cost[1]->median();
+  const double g = g_cost[0]->median(), b = g_cost[1]->median(), m = g_cost[2]->median();
+  st.counters["gen_cyc"] = g;
   st.counters["base_cyc"] = b;
   st.counters["mon_cyc"] = m;
-  st.counters["adds_cyc"] = m - b;
-  st.counters["base_cyc_mean"] = g_cost[0]->mean();
-  st.counters["mon_cyc_mean"] = g_cost[1]->mean();
-  st.counters["conns"] = g_cost[1]->fx->table->size();
-  st.counters["table_bytes_per_conn"] = g_cost[1]->fx->table->bytes_per_conn();
+  st.counters["table_adds_cyc"] = b - g;  // parse + segment build + lookup/track
+  st.counters["adds_cyc"] = m - b;        // the monitor
+  st.counters["total_adds_cyc"] = m - g;  // parse + lookup + monitor
+  st.counters["gen_cyc_mean"] = g_cost[0]->mean();
+  st.counters["base_cyc_mean"] = g_cost[1]->mean();
+  st.counters["mon_cyc_mean"] = g_cost[2]->mean();
+  st.counters["conns"] = g_cost[2]->fx->table->size();
+  st.counters["table_bytes_per_conn"] = g_cost[2]->fx->table->bytes_per_conn();
   st.counters["monitor_bytes_per_conn"] = double(sizeof(mon::MonState));
 }
 BENCHMARK(BM_Cost)->Arg(1)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond)->MinTime(3);
@@ -272,8 +291,8 @@ void BM_Variants(benchmark::State& st) {
     g_cost_n = 0;
     const size_t n = 1'000'000;
     for (Pages pg : {k4K, kThp, kHugetlb})
-      for (Prefetch pf : {kPfNone, kPfBatch, kPfLookup}) rs.push_back(std::make_unique<Runner>(n, Config{true, pg, pf}));
-    rs.push_back(std::make_unique<Runner>(n, Config{false, kThp, kPfNone}));
+      for (Prefetch pf : {kPfNone, kPfBatch, kPfLookup}) rs.push_back(std::make_unique<Runner>(n, Config{true, true, pg, pf}));
+    rs.push_back(std::make_unique<Runner>(n, Config{true, false, kThp, kPfNone}));
   }
   interleave(st, rs);
   for (size_t i = 0; i + 1 < rs.size(); ++i) st.counters["v" + std::to_string(i) + "_cyc"] = rs[i]->median();

@@ -42,9 +42,8 @@ inline bool tcp_segment_build(const uint8_t* frame, uint32_t contig_len, uint16_
                               uint16_t gso_size, TcpSegment& s) {
   if (!(pkt_flags & net::kFlagTcp)) return false;
   if (l4_len < sizeof(net::TcpHdr) || uint32_t(l4_off) + l4_len > contig_len) return false;
-  if (!flow_key_build(frame, l3_off, l4_off, pkt_flags, vlan, s.key, s.dir)) return false;
+  if (!flow_key_build(frame, l3_off, l4_off, pkt_flags, vlan, s.key, s.dir, &s.hash)) return false;
   const auto* th = reinterpret_cast<const net::TcpHdr*>(frame + l4_off);
-  s.hash = flow_key_hash(s.key);
   s.seq = th->seq.get();
   s.ack = th->ack.get();
   s.payload_len = payload_len;
@@ -52,7 +51,7 @@ inline bool tcp_segment_build(const uint8_t* frame, uint32_t contig_len, uint16_
   s.flags = th->flags;
   s.seg_size = gso_size ? gso_size : static_cast<uint16_t>(std::min<uint32_t>(payload_len, 0xffff));
   // l4_len (not the guest-controlled data offset) bounds the option area.
-  net::parse_tcp_options(frame + l4_off + sizeof(net::TcpHdr), l4_len - sizeof(net::TcpHdr), s.opts);
+  net::parse_tcp_options_fast(frame + l4_off + sizeof(net::TcpHdr), l4_len - sizeof(net::TcpHdr), s.opts);
   return true;
 }
 

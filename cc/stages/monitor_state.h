@@ -227,11 +227,22 @@ inline void mon_add_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
 // estimator (RFC 6298 gains applied n times: 1 - (7/8)^n and 1 - (3/4)^n,
 // Q16). The switch times one segment per RTT while a Linux sender updates
 // srtt on every ACK; without this the monitor's srtt would lag by ~8 RTTs.
-inline uint32_t mon_gain_q16(uint32_t n, uint32_t keep_num, uint32_t keep_shift) {
+constexpr uint32_t mon_gain_q16(uint32_t n, uint32_t keep_num, uint32_t keep_shift) {
   uint64_t keep = 1u << 16;
   for (uint32_t i = 0; i < std::min<uint32_t>(n, 64) && keep; ++i) keep = (keep * keep_num) >> keep_shift;
   return static_cast<uint32_t>((1u << 16) - keep);
 }
+// The gains for n = 0..8 (mon_side_sample clamps n to 1..8): a table lookup
+// instead of two dependent multiply chains per sample.
+template <uint32_t Num, uint32_t Shift>
+struct MonGainTable {
+  uint32_t g[9];
+  constexpr MonGainTable() : g{} {
+    for (uint32_t n = 0; n < 9; ++n) g[n] = mon_gain_q16(n, Num, Shift);
+  }
+};
+inline constexpr MonGainTable<3, 2> kMonGainVar{};   // 1 - (3/4)^n
+inline constexpr MonGainTable<7, 3> kMonGainSrtt{};  // 1 - (7/8)^n
 
 // acks: how many ACKs the sender saw for this one sample (>= 1).
 inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint32_t acks = 1) {
@@ -245,8 +256,8 @@ inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint3
       const uint32_t err = r > s.srtt ? r - s.srtt : s.srtt - r;
       // Capped: one timed segment is a noisier sample than the sender's many.
       const uint32_t n = std::clamp<uint32_t>(acks, 1, 8);
-      const int64_t gv = n == 1 ? (1 << 14) : mon_gain_q16(n, 3, 2);  // 1/4
-      const int64_t gs = n == 1 ? (1 << 13) : mon_gain_q16(n, 7, 3);  // 1/8
+      const int64_t gv = n == 1 ? (1 << 14) : kMonGainVar.g[n];   // 1/4
+      const int64_t gs = n == 1 ? (1 << 13) : kMonGainSrtt.g[n];  // 1/8
       s.var = static_cast<uint32_t>(int64_t(s.var) + ((int64_t(err) - int64_t(s.var)) * gv >> 16));
       s.srtt = static_cast<uint32_t>(int64_t(s.srtt) + ((int64_t(r) - int64_t(s.srtt)) * gs >> 16));
     }
@@ -477,6 +488,9 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   }
   const TcpDirState& snd_st = conn.d[S];
   const TcpDirState& rcv_st = conn.d[R];
+  // c.role[S] == kRoleGuest, from the hot line (c.role is on a line a packet
+  // otherwise does not touch).
+  const bool s_guest = fw.flags & dflag::kSndGuest;
   // Before this packet's ACK is applied: did R have data outstanding toward S?
   const bool peer_had_flight =
       (rv.flags & dflag::kSeq) && (rv.flags & dflag::kAck) && Seq(rv.nxt) > Seq(rv.una);
@@ -518,7 +532,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
         // The oldest timed segment this ACK covers (Linux: the first newly
         // acknowledged segment's send time); the others it covers are dropped.
-        mon_side_sample(c.side[S], now_us - d.rtt_t, c.role[S] == kRoleGuest, true, d.acks);
+        mon_side_sample(c.side[S], now_us - d.rtt_t, s_guest, true, d.acks);
         d.acks = 0;
         mon_rtt_pop(d, dw, s.ack);
         d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
@@ -563,7 +577,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
                            ((fw.flags & dflag::kSeq) && (fw.flags & dflag::kAck) && Seq(fw.nxt) > Seq(fw.una));
       if (p.ts_receiver_samples && peer_had_flight && s.payload_len == 0) {
         if (!o.rtt_sample) {  // the same ACK already gave a Karn sample
-          mon_side_sample(c.side[S], r, c.role[S] == kRoleGuest, true, rv.acks);
+          mon_side_sample(c.side[S], r, s_guest, true, rv.acks);
           rv.acks = 0;
           mon_refresh(h, c, R, p);
           mon_refresh(h, c, S, p);
@@ -576,7 +590,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         if (++wn >= kTsGroup || sd.n == 0) {
           // A sender that is not backlogged answers when its application
           // writes: such a sample only bounds the minimum.
-          mon_side_sample(sd, sd.wmin, c.role[S] == kRoleGuest, fw.lim != kLimSender,
+          mon_side_sample(sd, sd.wmin, s_guest, fw.lim != kLimSender,
                           std::max<uint32_t>(1, (fw.nxt - fw.una) / (2 * std::max<uint32_t>(snd_st.mss, 536))));
           wn = 0;
           mon_refresh(h, c, S, p);

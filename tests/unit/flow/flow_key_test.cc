@@ -2,6 +2,8 @@
 // sequence-number wraparound.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <random>
 #include <set>
 
 #include "cc/flow_key.h"
@@ -133,4 +135,28 @@ TEST(Seq, Wraparound) {
   EXPECT_FALSE(Seq::in_range(b, a, b));
   EXPECT_TRUE(Seq(0x7fffffffu) > Seq(0u));
   EXPECT_TRUE(Seq(0x80000001u) < Seq(0u));  // more than half the space ahead reads as behind
+}
+
+// flow_key_build computes the hash from registers on the way: it must be the
+// hash of the key it stored, for both families, tagged or not.
+TEST(FlowKey, BuiltHashIsHashOfStoredKey) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    char a[40], b[40];
+    const bool v6 = i & 1;
+    if (v6) {
+      std::snprintf(a, sizeof(a), "fd00::%x", unsigned(rng() & 0xffff));
+      std::snprintf(b, sizeof(b), "fd00::%x", unsigned(rng() & 0xffff));
+    } else {
+      std::snprintf(a, sizeof(a), "10.%u.%u.%u", unsigned(rng() & 255), unsigned(rng() & 255), unsigned(rng() & 255));
+      std::snprintf(b, sizeof(b), "10.%u.%u.%u", unsigned(rng() & 255), unsigned(rng() & 255), unsigned(rng() & 255));
+    }
+    TcpSpec t = spec(a, uint16_t(rng()), b, uint16_t(rng()));
+    if (i % 3 == 0) t.vlan = uint16_t(1 + rng() % 4094);
+    const TcpSegment s = seg(t);
+    EXPECT_EQ(s.hash, flow_key_hash(s.key)) << a << " " << b;
+    EXPECT_EQ(s.key.family, v6 ? 6 : 4);
+    EXPECT_EQ(s.key.proto, net::kProtoTcp);
+    EXPECT_EQ(s.key.vlan, t.vlan & 0xfff);
+  }
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <random>
 
@@ -242,4 +243,40 @@ TEST(OptionWriter, Overflow) {
   EXPECT_EQ(c.mss(536).finish(), 4u);
   EXPECT_EQ(c.wscale(20).finish(), 8u);
   EXPECT_EQ(c.data()[7], 14);  // shift clamped
+}
+
+// The inline fast path gives exactly the full parser's result: on the layout
+// it takes (NOP NOP TS), on none, and on anything else of 12 bytes.
+TEST(TcpOptions, FastPathMatchesFullParser) {
+  auto same = [](const uint8_t* p, size_t len) {
+    TcpOptions a, b;
+    std::memset(&a, 0xa5, sizeof(a));
+    std::memset(&b, 0x5a, sizeof(b));
+    parse_tcp_options(p, len, a);
+    parse_tcp_options_fast(p, len, b);
+    bool eq = a.present == b.present && a.mss == b.mss && a.wscale == b.wscale && a.n_sack == b.n_sack &&
+              a.off_mss == b.off_mss && a.off_wscale == b.off_wscale && a.off_ts == b.off_ts &&
+              a.off_sack == b.off_sack && a.ts_val == b.ts_val && a.ts_ecr == b.ts_ecr;
+    for (unsigned k = 0; k < tcpopt::kMaxSackBlocks; ++k)
+      eq = eq && a.sack[k].left == b.sack[k].left && a.sack[k].right == b.sack[k].right;
+    return eq;
+  };
+  const uint8_t ts[12] = {1, 1, 8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0};
+  EXPECT_TRUE(same(ts, 12));
+  TcpOptions o;
+  parse_tcp_options_fast(ts, 12, o);
+  EXPECT_EQ(o.present, kOptTs);
+  EXPECT_EQ(o.ts_val, 0x12345678u);
+  EXPECT_EQ(o.ts_ecr, 0x9abcdef0u);
+  EXPECT_EQ(o.off_ts, 22);
+  EXPECT_TRUE(same(ts, 0));
+  std::mt19937 rng(11);
+  uint8_t buf[40];
+  for (int i = 0; i < 20000; ++i) {
+    for (auto& x : buf) x = uint8_t(rng());
+    if (i & 1) std::memcpy(buf, ts, 4);  // the fast path's prefix, random rest
+    if (i % 4 == 3) buf[2] = 5;          // same NOPs, another kind
+    const size_t len = (i % 5 == 0) ? rng() % 41 : 12;
+    EXPECT_TRUE(same(buf, len)) << i;
+  }
 }
