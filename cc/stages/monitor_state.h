@@ -152,6 +152,13 @@ struct MonDirCold {
   uint32_t recover;       // nxt at entry to recovery / loss
   uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
   uint32_t hole_lo, hole_hi;
+  // A guest sender's silence (MonDir::last_ack, kLastAck): time closed into
+  // sender / rwnd / network by the ACKs it left unanswered, since sil_from
+  // (= the last_ack it belongs to). Moved to guest scheduling if the silence
+  // turns out to be the guest's (mon_guest_sender_silence). 8 us units,
+  // saturating (~0.5 s).
+  uint32_t sil_from;
+  uint16_t sil_8us[kLimGuest];
 };
 
 // Layout (320 bytes, 64-aligned): the first three lines are what a packet
@@ -374,6 +381,23 @@ inline void mon_lim_update(MonDir& d, MonDirWarm& dc, uint8_t st, bool data, uin
   }
 }
 
+// Removes time from one limit state's total (re-attribution).
+inline void mon_sub_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
+  uint64_t t = uint64_t(dc.lim_ms[lim]) * 1000 + dc.lim_frac_us[lim];
+  t -= std::min<uint64_t>(t, us);
+  dc.lim_ms[lim] = static_cast<uint32_t>(t / 1000);
+  dc.lim_frac_us[lim] = static_cast<uint16_t>(t % 1000);
+}
+
+// How long a guest may take to answer before its silence counts as not
+// running: the stall beyond its minimum answer time. The minimum is capped at
+// the stall itself: a guest is local to the switch, and a minimum above that
+// contains scheduling (e.g. a handshake answered after an off period, the
+// first sample of that side).
+inline uint32_t mon_guest_thr(const MonSide& s, const MonParams& p) {
+  return p.guest_stall_us + std::min(s.min, p.guest_stall_us);
+}
+
 // A guest did not answer from `from` until now: it was not running. The open
 // interval up to `from` keeps its state (time before lim_since is attributed
 // already), the rest is guest scheduling.
@@ -382,6 +406,41 @@ inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t
   mon_lim_close(d, dw, from);
   mon_add_lim(dw, kLimGuest, now - from);
   d.lim_since = now;
+}
+
+// Direction d, whose sender is a guest, is in a silence (ACKs it has not
+// answered since d.last_ack) and an ACK just closed the interval that b (d
+// before the ACK) had open, at `until`: remembers the part after the silence
+// began, per state, so that it can become guest time.
+inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc) {
+  if (dc.sil_from != b.last_ack) {
+    dc.sil_from = b.last_ack;
+    for (uint16_t& u : dc.sil_8us) u = 0;
+  }
+  uint32_t full[kLimCount] = {}, pre[kLimCount] = {};
+  mon_lim_split(b, until, full);
+  if (int32_t(b.last_ack - b.lim_since) > 0) mon_lim_split(b, b.last_ack, pre);
+  for (uint8_t k = 0; k < kLimGuest; ++k)
+    if (full[k] > pre[k])
+      dc.sil_8us[k] = static_cast<uint16_t>(std::min<uint32_t>(dc.sil_8us[k] + (full[k] - pre[k] + 4) / 8, 0xffff));
+}
+
+// A guest sender had ACKs (room to send) since d.last_ack and did not answer
+// until now: it was not running all that time, also the part already closed
+// into other states while its unanswered ACKs drained the flight (in a bulk
+// transfer the data it sent before going off keeps the network busy and the
+// ACKs coming for up to the queueing delay; then nothing is outstanding).
+inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint32_t now) {
+  if (dc.sil_from == d.last_ack && d.last_ack) {
+    for (uint8_t k = 0; k < kLimGuest; ++k)
+      if (dc.sil_8us[k]) {
+        const uint32_t us = uint32_t(dc.sil_8us[k]) * 8;
+        mon_sub_lim(dw, k, us);
+        mon_add_lim(dw, kLimGuest, us);
+      }
+    dc.sil_from = 0;
+  }
+  mon_guest_silence(d, dw, d.last_ack, now);
 }
 
 // Starts timing a new segment ending at end (passed at now) if the head is
@@ -481,6 +540,23 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   const bool peer_had_flight =
       (rv.flags & dflag::kSeq) && (rv.flags & dflag::kAck) && Seq(rv.nxt) > Seq(rv.una);
 
+  // ---- a guest sender's silence ends with anything it sends ----
+  // The guest sender had an ACK (room to send) and did not answer for a long
+  // time: it was not running, from the first ACK it left unanswered. Checked
+  // before this packet's ACK is applied: the ACK that answers a SYN-ACK after
+  // an off period also gives the guest side's first sample. A packet without
+  // data (an ACK, a window update) shows the guest running: its silence
+  // restarts there. (A guest receiver's silence, below, takes precedence when
+  // both ends are guests.)
+  if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
+      fw.last_ack && !s.rst()) {
+    if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win) {
+      mon_guest_sender_silence(fw, c.w[S], c.d[S], now_us);
+      o.guest_delay = 1;
+    }
+    if (s.seq_len() == 0) fw.last_ack = now_us;
+  }
+
   // ---- the ACK: acknowledges direction R -> S ----
   if (s.has_ack() && !s.rst()) {
     MonDir& d = rv;
@@ -498,7 +574,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // RTO for data its full ring dropped) promptly was running.
     const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
-    if ((d.flags & dflag::kRcvGuest) && owed && gap > p.guest_stall_us + c.side[S].min) {
+    if ((d.flags & dflag::kRcvGuest) && owed && gap > mon_guest_thr(c.side[S], p)) {
       mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, now_us);
       o.guest_delay = 1;
     }
@@ -601,13 +677,6 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     MonDirCold& dc = c.d[S];
     MonDirWarm& dw = c.w[S];
     const uint32_t gap = d.last_evt ? now_us - d.last_evt : 0;
-    if ((d.flags & dflag::kSndGuest) && (d.flags & dflag::kLastAck) && d.last_ack &&
-        now_us - d.last_ack > p.guest_stall_us + c.side[S].min && uint64_t(d.nxt - d.una) + snd_st.mss <= rcv_st.win) {
-      // The guest sender had an ACK (room to send) and did not answer for a
-      // long time: it was not running, from the first ACK it left unanswered.
-      mon_guest_silence(d, dw, d.last_ack, now_us);
-      o.guest_delay = 1;
-    }
     const Seq seq(s.seq), end = Seq(s.seq) + len;
     if (!(d.flags & dflag::kSeq)) {
       d.nxt = end.raw();
@@ -731,7 +800,14 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     const TcpDirState& rcv = conn.d[k ^ 1];
     const uint32_t rwnd = (rcv.flags & dirflag::kWinValid) ? rcv.win : 0xffffffffu;
+    // An ACK during a guest sender's silence: what it closes may become guest time.
+    const bool sil = !(k == S && len > 0) && d.last_ack &&
+                     (d.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) ==
+                         (dflag::kSndGuest | dflag::kLastAck);
+    MonDir before;
+    if (sil) before = d;
     mon_lim_update(d, dw, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
+    if (sil && d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc);
   }
   return o;
 }

@@ -517,6 +517,81 @@ TEST_F(Mon, GuestReceiverSilenceCountsFromItsLastAck) {
   EXPECT_EQ(lim_us(kLimGuest), g1);
 }
 
+// A descheduled guest SENDER: the data it sent before going off keeps the
+// ACKs coming (the flight drains: network, then nothing outstanding) while it
+// answers none of them. Its silence is guest time from the first ACK it left
+// unanswered, also the part the draining ACKs had closed into other states.
+TEST_F(Mon, GuestSenderSilenceCountsFromItsFirstUnansweredAck) {
+  env_.roles[kPortC] = kRoleGuest;  // the client (sender) is a guest
+  handshake();
+  uint32_t seq = 1001, acked = 1001;
+  auto round = [&](int n) {  // n segments, then the ACKs for them, promptly answered
+    for (int k = 0; k < n; ++k) {
+      now_ += 10;
+      pkt(true, tf::kAck, seq, 5001, kMss);
+      seq += kMss;
+    }
+  };
+  for (int i = 0; i < 20; ++i) {  // a backlogged sender: each ACK answered within 20 us
+    round(2);
+    now_ += 300;
+    acked += 2 * kMss;
+    pkt(false, tf::kAck, 5001, acked);
+  }
+  round(8);  // the last burst before the guest is descheduled
+  const uint32_t g0 = lim_us(kLimGuest), n0 = lim_us(kLimNetwork), s0 = lim_us(kLimSender);
+  const uint32_t t_first = now_ + 300;
+  for (int k = 0; k < 5; ++k) {  // ACKs drain the flight over 8 ms: nobody answers them
+    now_ += k == 0 ? 300 : 2'000;
+    acked += (k < 4 ? 2 : 1) * kMss;
+    pkt(false, tf::kAck, 5001, std::min(acked, seq));
+  }
+  EXPECT_EQ(cd().lim, kLimSender);  // nothing outstanding
+  now_ += 30'000;
+  const uint32_t t_end = now_;
+  EXPECT_TRUE(pkt(true, tf::kAck, seq, 5001, kMss).guest_delay);  // the guest runs again
+  seq += kMss;
+  const uint32_t g = lim_us(kLimGuest) - g0;
+  EXPECT_NEAR(double(g), double(t_end - t_first), 16.0);
+  // Only the wait for the first ACK (300 us) went to other states.
+  EXPECT_NEAR(double(lim_us(kLimNetwork) + lim_us(kLimSender)), double(n0 + s0 + 300), 16.0);
+
+  // A running guest that answers its ACKs promptly gets no guest time.
+  const uint32_t g1 = lim_us(kLimGuest);
+  for (int i = 0; i < 20; ++i) {
+    round(2);
+    now_ += 300;
+    acked = seq;
+    pkt(false, tf::kAck, 5001, acked);
+  }
+  EXPECT_EQ(lim_us(kLimGuest), g1);
+}
+
+// A guest client's SYN-ACK waits in its ring for the guest's next slot: the
+// ACK and data that answer it come 30 ms later. That wait is guest time, and
+// the handshake sample that contains it does not raise the guest's threshold.
+TEST_F(Mon, GuestSenderHandshakeWaitIsGuestTime) {
+  env_.roles[kPortC] = kRoleGuest;
+  std::vector<uint8_t> o = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o);
+  now_ += 100;
+  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o);
+  const uint32_t t_synack = now_;
+  now_ += 30'000;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001).guest_delay);
+  EXPECT_NEAR(double(lim_us(kLimGuest)), double(now_ - t_synack), 2.0);
+  now_ += 10;
+  EXPECT_FALSE(pkt(true, tf::kAck, 1001, 5001, kMss).guest_delay);  // data right behind it
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 2001);
+  now_ += 3'000;  // a later 3 ms pause: below the stall (2 ms) plus the guest's minimum (capped at 2 ms)
+  EXPECT_FALSE(pkt(true, tf::kAck, 2001, 5001, kMss).guest_delay);
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 3001);
+  now_ += 5'000;
+  EXPECT_TRUE(pkt(true, tf::kAck, 3001, 5001, kMss).guest_delay);
+}
+
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
