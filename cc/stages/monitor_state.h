@@ -54,6 +54,14 @@ inline constexpr uint8_t kRcvGuest = 1u << 6;   // the receiver endpoint is behi
 inline constexpr uint8_t kSeen = 1u << 7;       // this endpoint has sent something
 }  // namespace dflag
 
+namespace hold {
+// A guest initiator's SYN may have waited for the guest before it reached the
+// switch (vmsim holds what the stack sends while the guest is off): its
+// packets up to the first ACK of its data compare their TSval with the SYN's.
+inline constexpr uint8_t kTrack = 1u << 0;
+inline constexpr uint8_t kCounted = 1u << 1;  // some hold was counted already
+}  // namespace hold
+
 namespace xflag {
 // The current receiver-window interval began when a data packet filled the
 // window: a paced sender (Linux: bbr, fq) counts the time until its next
@@ -133,7 +141,8 @@ struct alignas(64) MonDirWarm {
   uint32_t max_flight;
   uint8_t rq_n;           // how many timed segments are queued
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
-  uint8_t pad[2];
+  uint8_t hold;           // hold:: bits (a guest initiator's SYN that waited before the switch)
+  uint8_t pad[1];
 };
 static_assert(sizeof(MonDirWarm) == 64);
 
@@ -152,13 +161,7 @@ struct MonDirCold {
   uint32_t recover;       // nxt at entry to recovery / loss
   uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
   uint32_t hole_lo, hole_hi;
-  // A guest sender's silence (MonDir::last_ack, kLastAck): time closed into
-  // sender / rwnd / network by the ACKs it left unanswered, since sil_from
-  // (= the last_ack it belongs to). Moved to guest scheduling if the silence
-  // turns out to be the guest's (mon_guest_sender_silence). 8 us units,
-  // saturating (~0.5 s).
-  uint32_t sil_from;
-  uint16_t sil_8us[kLimGuest];
+  uint32_t sil_from;  // a guest sender's silence the times in MonCold::sil_8us belong to (its last_ack)
 };
 
 // Layout (320 bytes, 64-aligned): the first three lines are what a packet
@@ -172,8 +175,15 @@ struct alignas(64) MonCold {
   uint16_t port[2];      // switch port each endpoint was seen on
   uint8_t role[2];       // Role
   uint8_t midstream;
-  uint8_t pad[3];
+  uint8_t pad[1];
+  // A guest sender's silence (MonDir::last_ack, kLastAck): time closed into
+  // sender / rwnd / network by the ACKs it left unanswered, since
+  // MonDirCold::sil_from. Moved to guest scheduling if the silence turns out
+  // to be the guest's (mon_guest_sender_silence). 8 us units, saturating (~0.5 s).
+  uint16_t sil_8us[2][kLimGuest];  // by sending endpoint
   MonDirCold d[2];       // by sending endpoint
+  // The SYN of a guest initiator (hold::kTrack): when it passed and its TSval.
+  uint32_t syn_t, syn_ts;
 };
 static_assert(sizeof(MonCold) == 320);
 // Lines of MonCold a packet may touch outside loss events.
@@ -412,17 +422,17 @@ inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t
 // answered since d.last_ack) and an ACK just closed the interval that b (d
 // before the ACK) had open, at `until`: remembers the part after the silence
 // began, per state, so that it can become guest time.
-inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc) {
+inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc, uint16_t (&sil)[kLimGuest]) {
   if (dc.sil_from != b.last_ack) {
     dc.sil_from = b.last_ack;
-    for (uint16_t& u : dc.sil_8us) u = 0;
+    for (uint16_t& u : sil) u = 0;
   }
   uint32_t full[kLimCount] = {}, pre[kLimCount] = {};
   mon_lim_split(b, until, full);
   if (int32_t(b.last_ack - b.lim_since) > 0) mon_lim_split(b, b.last_ack, pre);
   for (uint8_t k = 0; k < kLimGuest; ++k)
     if (full[k] > pre[k])
-      dc.sil_8us[k] = static_cast<uint16_t>(std::min<uint32_t>(dc.sil_8us[k] + (full[k] - pre[k] + 4) / 8, 0xffff));
+      sil[k] = static_cast<uint16_t>(std::min<uint32_t>(sil[k] + (full[k] - pre[k] + 4) / 8, 0xffff));
 }
 
 // A guest sender had ACKs (room to send) since d.last_ack and did not answer
@@ -430,11 +440,12 @@ inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc) {
 // into other states while its unanswered ACKs drained the flight (in a bulk
 // transfer the data it sent before going off keeps the network busy and the
 // ACKs coming for up to the queueing delay; then nothing is outstanding).
-inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint32_t now) {
+inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, const uint16_t (&sil)[kLimGuest],
+                                     uint32_t now) {
   if (dc.sil_from == d.last_ack && d.last_ack) {
     for (uint8_t k = 0; k < kLimGuest; ++k)
-      if (dc.sil_8us[k]) {
-        const uint32_t us = uint32_t(dc.sil_8us[k]) * 8;
+      if (sil[k]) {
+        const uint32_t us = uint32_t(sil[k]) * 8;
         mon_sub_lim(dw, k, us);
         mon_add_lim(dw, kLimGuest, us);
       }
@@ -533,6 +544,28 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       rv.flags |= dflag::kRcvGuest;
     }
     o.init_port = 1;
+    if (c.role[S] == kRoleGuest && s.syn() && !s.has_ack() && s.opts.has(net::kOptTs) && !c.midstream) {
+      c.w[S].hold = hold::kTrack;
+      c.syn_t = now_us;
+      c.syn_ts = s.opts.ts_val;
+    }
+  }
+  // A guest initiator's SYN that waited before it reached the switch: a later
+  // packet of the same guest that left promptly (its first answer to the
+  // SYN-ACK, its first data) carries a TSval that many ms further ahead of the
+  // SYN's than the switch's clock advanced (less one TSval tick: ms
+  // granularity). Guest time: the connection existed in the guest that long
+  // before the switch saw it. In a real VM the guest cannot send while it is
+  // not running and this stays 0; a guest whose packets wait in its NIC queue
+  // (vmsim, a backend thread not scheduled) shows it.
+  if (__builtin_expect(c.w[S].hold & hold::kTrack, 0) && !s.syn() && s.opts.has(net::kOptTs)) {
+    const int64_t ahead = int64_t(int32_t(s.opts.ts_val - c.syn_ts)) * 1000 - int64_t(int32_t(now_us - c.syn_t)) - 1000;
+    if (ahead > 0 && ahead < 1'000'000 && ((c.w[S].hold & hold::kCounted) || ahead > int64_t(p.guest_stall_us))) {
+      mon_add_lim(c.w[S], kLimGuest, static_cast<uint32_t>(ahead));
+      c.syn_t -= static_cast<uint32_t>(ahead);  // later packets count only what exceeds this
+      c.w[S].hold |= hold::kCounted;
+      o.guest_delay = 1;
+    }
   }
   const TcpDirState& snd_st = conn.d[S];
   const TcpDirState& rcv_st = conn.d[R];
@@ -551,7 +584,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
       fw.last_ack && !s.rst()) {
     if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win) {
-      mon_guest_sender_silence(fw, c.w[S], c.d[S], now_us);
+      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], now_us);
       o.guest_delay = 1;
     }
     if (s.seq_len() == 0) fw.last_ack = now_us;
@@ -584,6 +617,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (!(d.flags & dflag::kSeq)) d.nxt = s.ack;
     } else if (Seq(s.ack) > Seq(d.una)) {
       d.una = s.ack;
+      if (__builtin_expect(dw.hold & hold::kTrack, 0) && !s.syn()) dw.hold &= static_cast<uint8_t>(~hold::kTrack);
       if (Seq(d.una) > Seq(d.nxt)) d.nxt = d.una;  // acks what we never saw (mid-stream)
       d.dupacks = 0;
       if (d.acks < 255) ++d.acks;
@@ -807,7 +841,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     MonDir before;
     if (sil) before = d;
     mon_lim_update(d, dw, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
-    if (sil && d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc);
+    if (sil && d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc, c.sil_8us[k]);
   }
   return o;
 }

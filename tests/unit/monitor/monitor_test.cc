@@ -592,6 +592,52 @@ TEST_F(Mon, GuestSenderHandshakeWaitIsGuestTime) {
   EXPECT_TRUE(pkt(true, tf::kAck, 3001, 5001, kMss).guest_delay);
 }
 
+// A guest client's SYN that waited 30 ms before it reached the switch (the
+// guest was off when it connected): its answer to the SYN-ACK, sent at once,
+// is 31 TSval ticks ahead of the SYN for 1.1 ms of switch time.
+TEST_F(Mon, GuestInitiatorSynHoldFromTimestamps) {
+  env_.roles[kPortC] = kRoleGuest;
+  auto o = [](uint32_t val, uint32_t ecr, bool mss) {
+    std::vector<uint8_t> v;
+    if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+    const auto t = ts_opt(val, ecr);
+    v.insert(v.end(), t.begin(), t.end());
+    return v;
+  };
+  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o(7000, 0, true));
+  now_ += 1000;
+  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o(90000, 7000, true));
+  now_ += 100;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, o(7031, 90000, false)).guest_delay);
+  EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000, 2.0);
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss, 65535, o(7031, 90000, false));  // same tick: nothing more
+  EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000, 2.0);
+  now_ += 1000;
+  pkt(false, tf::kAck, 5001, 2001, 0, 65535, o(90001, 7031, false));  // its data acknowledged: tracking ends
+  now_ += 30'000;
+  pkt(true, tf::kAck, 2001, 5001, kMss, 65535, o(7100, 90001, false));
+  // The 30 ms it left the ACK unanswered count (a sender's silence), its TSval no more.
+  EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000 + 30'000, 2.0);
+}
+
+TEST_F(Mon, GuestInitiatorPromptSynNoHold) {
+  env_.roles[kPortC] = kRoleGuest;
+  auto o = [](uint32_t val, uint32_t ecr, bool mss) {
+    std::vector<uint8_t> v;
+    if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+    const auto t = ts_opt(val, ecr);
+    v.insert(v.end(), t.begin(), t.end());
+    return v;
+  };
+  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o(7000, 0, true));
+  now_ += 1000;
+  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o(90000, 7000, true));
+  now_ += 100;
+  EXPECT_FALSE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, o(7002, 90000, false)).guest_delay);  // 2 ticks in 1.1 ms
+  EXPECT_EQ(lim_us(kLimGuest), 0u);
+}
+
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
