@@ -54,13 +54,16 @@ inline constexpr uint8_t kRcvGuest = 1u << 6;   // the receiver endpoint is behi
 inline constexpr uint8_t kSeen = 1u << 7;       // this endpoint has sent something
 }  // namespace dflag
 
-namespace hold {
+namespace gflag {
 // A guest initiator's SYN may have waited for the guest before it reached the
 // switch (vmsim holds what the stack sends while the guest is off): its
 // packets up to the first ACK of its data compare their TSval with the SYN's.
-inline constexpr uint8_t kTrack = 1u << 0;
-inline constexpr uint8_t kCounted = 1u << 1;  // some hold was counted already
-}  // namespace hold
+inline constexpr uint8_t kSynTrack = 1u << 0;
+inline constexpr uint8_t kSynCounted = 1u << 1;  // some of that wait was counted already
+// The sender has sent its FIN: nothing more to send, so its later silence
+// (waiting for the guest to acknowledge the peer's FIN) is not its limit.
+inline constexpr uint8_t kFinSent = 1u << 2;
+}  // namespace gflag
 
 namespace xflag {
 // The current receiver-window interval began when a data packet filled the
@@ -141,7 +144,7 @@ struct alignas(64) MonDirWarm {
   uint32_t max_flight;
   uint8_t rq_n;           // how many timed segments are queued
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
-  uint8_t hold;           // hold:: bits (a guest initiator's SYN that waited before the switch)
+  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch, FIN sent)
   uint8_t pad[1];
 };
 static_assert(sizeof(MonDirWarm) == 64);
@@ -182,7 +185,7 @@ struct alignas(64) MonCold {
   // to be the guest's (mon_guest_sender_silence). 8 us units, saturating (~0.5 s).
   uint16_t sil_8us[2][kLimGuest];  // by sending endpoint
   MonDirCold d[2];       // by sending endpoint
-  // The SYN of a guest initiator (hold::kTrack): when it passed and its TSval.
+  // The SYN of a guest initiator (gflag::kSynTrack): when it passed and its TSval.
   uint32_t syn_t, syn_ts;
 };
 static_assert(sizeof(MonCold) == 320);
@@ -545,7 +548,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     o.init_port = 1;
     if (c.role[S] == kRoleGuest && s.syn() && !s.has_ack() && s.opts.has(net::kOptTs) && !c.midstream) {
-      c.w[S].hold = hold::kTrack;
+      c.w[S].gflags = gflag::kSynTrack;
       c.syn_t = now_us;
       c.syn_ts = s.opts.ts_val;
     }
@@ -558,12 +561,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // before the switch saw it. In a real VM the guest cannot send while it is
   // not running and this stays 0; a guest whose packets wait in its NIC queue
   // (vmsim, a backend thread not scheduled) shows it.
-  if (__builtin_expect(c.w[S].hold & hold::kTrack, 0) && !s.syn() && s.opts.has(net::kOptTs)) {
+  if (__builtin_expect(c.w[S].gflags & gflag::kSynTrack, 0) && !s.syn() && s.opts.has(net::kOptTs)) {
     const int64_t ahead = int64_t(int32_t(s.opts.ts_val - c.syn_ts)) * 1000 - int64_t(int32_t(now_us - c.syn_t)) - 1000;
-    if (ahead > 0 && ahead < 1'000'000 && ((c.w[S].hold & hold::kCounted) || ahead > int64_t(p.guest_stall_us))) {
+    if (ahead > 0 && ahead < 1'000'000 && ((c.w[S].gflags & gflag::kSynCounted) || ahead > int64_t(p.guest_stall_us))) {
       mon_add_lim(c.w[S], kLimGuest, static_cast<uint32_t>(ahead));
       c.syn_t -= static_cast<uint32_t>(ahead);  // later packets count only what exceeds this
-      c.w[S].hold |= hold::kCounted;
+      c.w[S].gflags |= gflag::kSynCounted;
       o.guest_delay = 1;
     }
   }
@@ -580,15 +583,17 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // an off period also gives the guest side's first sample. A packet without
   // data (an ACK, a window update) shows the guest running: its silence
   // restarts there. (A guest receiver's silence, below, takes precedence when
-  // both ends are guests.)
+  // both ends are guests.) After its FIN it has nothing more to send.
   if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
       fw.last_ack && !s.rst()) {
-    if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win) {
+    if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win &&
+        !(c.w[S].gflags & gflag::kFinSent)) {
       mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], now_us);
       o.guest_delay = 1;
     }
     if (s.seq_len() == 0) fw.last_ack = now_us;
   }
+  if (__builtin_expect(s.fin(), 0) && (fw.flags & dflag::kSndGuest)) c.w[S].gflags |= gflag::kFinSent;
 
   // ---- the ACK: acknowledges direction R -> S ----
   if (s.has_ack() && !s.rst()) {
@@ -617,7 +622,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (!(d.flags & dflag::kSeq)) d.nxt = s.ack;
     } else if (Seq(s.ack) > Seq(d.una)) {
       d.una = s.ack;
-      if (__builtin_expect(dw.hold & hold::kTrack, 0) && !s.syn()) dw.hold &= static_cast<uint8_t>(~hold::kTrack);
+      if (__builtin_expect(dw.gflags & gflag::kSynTrack, 0) && !s.syn()) dw.gflags &= static_cast<uint8_t>(~gflag::kSynTrack);
       if (Seq(d.una) > Seq(d.nxt)) d.nxt = d.una;  // acks what we never saw (mid-stream)
       d.dupacks = 0;
       if (d.acks < 255) ++d.acks;
@@ -650,6 +655,43 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         dc.ssthresh = std::max<uint32_t>((d.nxt - d.una) / 2, 2u * rcv_st.mss);
         ++dc.fast_retx;
         o.fast_retx = o.phase_change = 1;
+      }
+    }
+    // SACK sample (Linux's sack_rtt_us, what it uses when no segment is newly
+    // acknowledged cumulatively, i.e. during loss recovery): the oldest timed
+    // segment whose end this ACK's SACK blocks cover (the receiver has it; a
+    // later hole repair would otherwise make it a Karn discard).
+    if (__builtin_expect(s.opts.n_sack != 0, 0) && d.rtt_t && !o.rtt_sample) {
+      auto sacked = [&](uint32_t end) {
+        if (Seq(end) <= Seq(d.una)) return false;
+        for (uint32_t i = 0; i < s.opts.n_sack; ++i) {
+          const net::SackBlock& b = s.opts.sack[i];
+          if (Seq(b.left) < Seq(end) && Seq(end) <= Seq(b.right) && Seq(b.right) > Seq(s.ack)) return true;
+        }
+        return false;
+      };
+      uint32_t t = 0;
+      if (sacked(d.rtt_end)) {
+        t = d.rtt_t;
+        mon_rtt_pop(d, dw, d.rtt_end);
+      } else {
+        for (uint32_t j = 0; j < dw.rq_n; ++j)
+          if (sacked(dw.rq_end[j])) {
+            t = dw.rq_t[j];
+            for (uint32_t k = j + 1; k < dw.rq_n; ++k) {
+              dw.rq_end[k - 1] = dw.rq_end[k];
+              dw.rq_t[k - 1] = dw.rq_t[k];
+            }
+            --dw.rq_n;
+            break;
+          }
+      }
+      if (t) {
+        mon_side_sample(c.side[S], now_us - t, c.role[S] == kRoleGuest, true, std::max<uint32_t>(1, d.acks));
+        d.acks = 0;
+        mon_refresh(h, c, R, p);
+        mon_refresh(h, c, S, p);
+        o.rtt_sample = 1;
       }
     }
     if (s.flags & net::tcpflag::kEce) ++dc.ece;

@@ -638,6 +638,52 @@ TEST_F(Mon, GuestInitiatorPromptSynNoHold) {
   EXPECT_EQ(lim_us(kLimGuest), 0u);
 }
 
+// After its FIN a guest sender has nothing more to send: the wait for it to
+// acknowledge the peer's FIN is not guest-limited sending.
+TEST_F(Mon, GuestSenderAfterItsFinIsNotGuestLimited) {
+  env_.roles[kPortC] = kRoleGuest;
+  handshake();
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss);
+  now_ += 10;
+  pkt(true, tf::kAck | tf::kFin, 2001, 5001);
+  now_ += 300;
+  pkt(false, tf::kAck | tf::kFin, 5001, 2002);  // acknowledges data and FIN, closes too
+  const uint32_t g0 = lim_us(kLimGuest);
+  now_ += 40'000;
+  pkt(true, tf::kAck, 2002, 5002);  // its last ACK after an off period
+  EXPECT_EQ(lim_us(kLimGuest), g0);  // (the peer's direction may count it: its FIN waited for the guest)
+}
+
+// Loss recovery: the cumulative ACK is stuck below a lost segment, but the
+// SACK blocks report timed segments behind it as received (Linux's
+// sack_rtt_us): they give samples before the retransmission discards them.
+TEST_F(Mon, SackedTimedSegmentGivesSample) {
+  handshake();
+  uint32_t seq = 1001;
+  for (int k = 0; k < 8; ++k) {  // 8 segments, 20 us apart: the first is timed, others queued
+    now_ += 20;
+    pkt(true, tf::kAck, seq, 5001, kMss);
+    seq += kMss;
+  }
+  const uint32_t n0 = server_side().n;
+  now_ += 3'000;
+  // The first segment was lost: a dupACK whose SACK block covers segments 2-8.
+  auto sack = [](uint32_t l, uint32_t r) {
+    return std::vector<uint8_t>{1, 1, 5, 10, uint8_t(l >> 24), uint8_t(l >> 16), uint8_t(l >> 8), uint8_t(l),
+                                uint8_t(r >> 24), uint8_t(r >> 16), uint8_t(r >> 8), uint8_t(r)};
+  };
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, seq)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 1);
+  EXPECT_GE(server_side().max, 2'900u);
+  EXPECT_LE(server_side().max, 3'200u);
+  // The same block again (next dupACK) gives nothing new for what it already sampled.
+  const uint32_t n1 = server_side().n;
+  now_ += 20;
+  pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, seq));
+  EXPECT_LE(server_side().n, n1 + 1);  // at most the next queued timed segment
+}
+
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
