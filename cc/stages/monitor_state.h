@@ -561,7 +561,8 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // before the switch saw it. In a real VM the guest cannot send while it is
   // not running and this stays 0; a guest whose packets wait in its NIC queue
   // (vmsim, a backend thread not scheduled) shows it.
-  if (__builtin_expect(c.w[S].gflags & gflag::kSynTrack, 0) && !s.syn() && s.opts.has(net::kOptTs)) {
+  if ((fw.flags & dflag::kSndGuest) && __builtin_expect(c.w[S].gflags & gflag::kSynTrack, 0) && !s.syn() &&
+      s.opts.has(net::kOptTs)) {
     const int64_t ahead = int64_t(int32_t(s.opts.ts_val - c.syn_ts)) * 1000 - int64_t(int32_t(now_us - c.syn_t)) - 1000;
     if (ahead > 0 && ahead < 1'000'000 && ((c.w[S].gflags & gflag::kSynCounted) || ahead > int64_t(p.guest_stall_us))) {
       mon_add_lim(c.w[S], kLimGuest, static_cast<uint32_t>(ahead));
@@ -622,7 +623,8 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (!(d.flags & dflag::kSeq)) d.nxt = s.ack;
     } else if (Seq(s.ack) > Seq(d.una)) {
       d.una = s.ack;
-      if (__builtin_expect(dw.gflags & gflag::kSynTrack, 0) && !s.syn()) dw.gflags &= static_cast<uint8_t>(~gflag::kSynTrack);
+      if ((d.flags & dflag::kSndGuest) && (dw.gflags & gflag::kSynTrack) && !s.syn())
+        dw.gflags &= static_cast<uint8_t>(~gflag::kSynTrack);
       if (Seq(d.una) > Seq(d.nxt)) d.nxt = d.una;  // acks what we never saw (mid-stream)
       d.dupacks = 0;
       if (d.acks < 255) ++d.acks;
