@@ -8,7 +8,7 @@
 # transfer, default 20, GUEST_SHORT short transfers per guest and direction,
 # default 50) between the GUEST markers, unless NO_GUEST=1. Then the cost
 # micro-benchmark (bench_monitor) unless NO_COST=1, between the COST markers.
-# NO_AGREEMENT=1 skips the agreement rounds. Raw data:
+# NO_AGREEMENT=1 skips the agreement rounds. MON_BED names the bed (default mv). Raw data:
 # bench/results/monitor-<stamp>/.
 #   bench/monitor/validate.sh [BUILD_DIR]
 # Root, hugepages, iperf3; 2 cores assumed; ~(ROUNDS x 2 min) + 3 min + 4 min.
@@ -56,20 +56,21 @@ fi
 if [ "${NO_GUEST:-0}" != 1 ]; then
   GSECS=${GUEST_SECS:-20} GSHORT=${GUEST_SHORT:-50}
   GCMD="NO_AGREEMENT=1 NO_COST=1 GUEST_SECS=$GSECS GUEST_SHORT=$GSHORT bench/monitor/validate.sh $BUILD_REL"
-  echo "[validate] guest scenario (bed mv)" >&2
-  "$ROOT/bench/testbed/down.sh" --name mv >/dev/null 2>&1 || true
-  if VSW_BUILD=$BUILD "$ROOT/bench/testbed/up.sh" --name mv --guests 2 --vms-per-core 3,1 --stages monitor \
-      --enabled monitor --switch-conf "$(printf '[stages.monitor]\nuplink_ports = ["uplink"]\nexport_path = "/tmp/tb-mv/closed.jsonl"')" \
+  BED=${MON_BED:-mv} BED_DIR=${TB_RUN_DIR:-/tmp}/tb-${MON_BED:-mv}
+  echo "[validate] guest scenario (bed $BED)" >&2
+  "$ROOT/bench/testbed/down.sh" --name "$BED" >/dev/null 2>&1 || true
+  if VSW_BUILD=$BUILD "$ROOT/bench/testbed/up.sh" --name "$BED" --guests 2 --vms-per-core 3,1 --stages monitor \
+      --enabled monitor --switch-conf "$(printf '[stages.monitor]\nuplink_ports = ["uplink"]\nexport_path = "%s/closed.jsonl"' "$BED_DIR")" \
       > "$OUT/guest-up.log" 2>&1; then
-    python3 "$ROOT/tests/integration/monitor_guest.py" run --env /tmp/tb-mv/env --out "$OUT/guest" \
+    python3 "$ROOT/tests/integration/monitor_guest.py" run --env "$BED_DIR/env" --out "$OUT/guest" \
       --secs "$GSECS" --short "$GSHORT" > "$OUT/guest-run.log" 2>&1 || echo "[validate] guest run failed (see $OUT/guest-run.log)" >&2
-    "$ROOT/bench/testbed/down.sh" --name mv --save-logs "$OUT/guest/logs" >/dev/null 2>&1
+    "$ROOT/bench/testbed/down.sh" --name "$BED" --save-logs "$OUT/guest/logs" >/dev/null 2>&1
     python3 "$ROOT/tests/integration/monitor_guest.py" judge --out "$OUT/guest" --logs "$OUT/guest/logs" \
       --cmd-line "$GCMD" > /dev/null || true
     cp "$OUT/guest/guest.md" "$OUT/guest.md" 2>/dev/null || true
   else
     echo "[validate] up.sh failed (see $OUT/guest-up.log)" >&2
-    "$ROOT/bench/testbed/down.sh" --name mv >/dev/null 2>&1 || true
+    "$ROOT/bench/testbed/down.sh" --name "$BED" >/dev/null 2>&1 || true
   fi
 fi
 

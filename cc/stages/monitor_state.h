@@ -54,6 +54,17 @@ inline constexpr uint8_t kRcvGuest = 1u << 6;   // the receiver endpoint is behi
 inline constexpr uint8_t kSeen = 1u << 7;       // this endpoint has sent something
 }  // namespace dflag
 
+namespace gflag {
+// A guest initiator's SYN may have waited for the guest before it reached the
+// switch (vmsim holds what the stack sends while the guest is off): its
+// packets up to the first ACK of its data compare their TSval with the SYN's.
+inline constexpr uint8_t kSynTrack = 1u << 0;
+inline constexpr uint8_t kSynCounted = 1u << 1;  // some of that wait was counted already
+// The sender has sent its FIN: nothing more to send, so its later silence
+// (waiting for the guest to acknowledge the peer's FIN) is not its limit.
+inline constexpr uint8_t kFinSent = 1u << 2;
+}  // namespace gflag
+
 namespace xflag {
 // The current receiver-window interval began when a data packet filled the
 // window: a paced sender (Linux: bbr, fq) counts the time until its next
@@ -133,7 +144,8 @@ struct alignas(64) MonDirWarm {
   uint32_t max_flight;
   uint8_t rq_n;           // how many timed segments are queued
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
-  uint8_t pad[2];
+  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch, FIN sent)
+  uint8_t pad[1];
 };
 static_assert(sizeof(MonDirWarm) == 64);
 
@@ -152,6 +164,7 @@ struct MonDirCold {
   uint32_t recover;       // nxt at entry to recovery / loss
   uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
   uint32_t hole_lo, hole_hi;
+  uint32_t sil_from;  // a guest sender's silence the times in MonCold::sil_8us belong to (its last_ack)
 };
 
 // Layout (320 bytes, 64-aligned): the first three lines are what a packet
@@ -165,8 +178,15 @@ struct alignas(64) MonCold {
   uint16_t port[2];      // switch port each endpoint was seen on
   uint8_t role[2];       // Role
   uint8_t midstream;
-  uint8_t pad[3];
+  uint8_t pad[1];
+  // A guest sender's silence (MonDir::last_ack, kLastAck): time closed into
+  // sender / rwnd / network by the ACKs it left unanswered, since
+  // MonDirCold::sil_from. Moved to guest scheduling if the silence turns out
+  // to be the guest's (mon_guest_sender_silence). 8 us units, saturating (~0.5 s).
+  uint16_t sil_8us[2][kLimGuest];  // by sending endpoint
   MonDirCold d[2];       // by sending endpoint
+  // The SYN of a guest initiator (gflag::kSynTrack): when it passed and its TSval.
+  uint32_t syn_t, syn_ts;
 };
 static_assert(sizeof(MonCold) == 320);
 // Lines of MonCold a packet may touch outside loss events.
@@ -385,6 +405,23 @@ inline void mon_lim_update(MonDir& d, MonDirWarm& dc, uint8_t st, bool data, uin
   }
 }
 
+// Removes time from one limit state's total (re-attribution).
+inline void mon_sub_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
+  uint64_t t = uint64_t(dc.lim_ms[lim]) * 1000 + dc.lim_frac_us[lim];
+  t -= std::min<uint64_t>(t, us);
+  dc.lim_ms[lim] = static_cast<uint32_t>(t / 1000);
+  dc.lim_frac_us[lim] = static_cast<uint16_t>(t % 1000);
+}
+
+// How long a guest may take to answer before its silence counts as not
+// running: the stall beyond its minimum answer time. The minimum is capped at
+// the stall itself: a guest is local to the switch, and a minimum above that
+// contains scheduling (e.g. a handshake answered after an off period, the
+// first sample of that side).
+inline uint32_t mon_guest_thr(const MonSide& s, const MonParams& p) {
+  return p.guest_stall_us + std::min(s.min, p.guest_stall_us);
+}
+
 // A guest did not answer from `from` until now: it was not running. The open
 // interval up to `from` keeps its state (time before lim_since is attributed
 // already), the rest is guest scheduling.
@@ -393,6 +430,42 @@ inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t
   mon_lim_close(d, dw, from);
   mon_add_lim(dw, kLimGuest, now - from);
   d.lim_since = now;
+}
+
+// Direction d, whose sender is a guest, is in a silence (ACKs it has not
+// answered since d.last_ack) and an ACK just closed the interval that b (d
+// before the ACK) had open, at `until`: remembers the part after the silence
+// began, per state, so that it can become guest time.
+inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc, uint16_t (&sil)[kLimGuest]) {
+  if (dc.sil_from != b.last_ack) {
+    dc.sil_from = b.last_ack;
+    for (uint16_t& u : sil) u = 0;
+  }
+  uint32_t full[kLimCount] = {}, pre[kLimCount] = {};
+  mon_lim_split(b, until, full);
+  if (int32_t(b.last_ack - b.lim_since) > 0) mon_lim_split(b, b.last_ack, pre);
+  for (uint8_t k = 0; k < kLimGuest; ++k)
+    if (full[k] > pre[k])
+      sil[k] = static_cast<uint16_t>(std::min<uint32_t>(sil[k] + (full[k] - pre[k] + 4) / 8, 0xffff));
+}
+
+// A guest sender had ACKs (room to send) since d.last_ack and did not answer
+// until now: it was not running all that time, also the part already closed
+// into other states while its unanswered ACKs drained the flight (in a bulk
+// transfer the data it sent before going off keeps the network busy and the
+// ACKs coming for up to the queueing delay; then nothing is outstanding).
+inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, const uint16_t (&sil)[kLimGuest],
+                                     uint32_t now) {
+  if (dc.sil_from == d.last_ack && d.last_ack) {
+    for (uint8_t k = 0; k < kLimGuest; ++k)
+      if (sil[k]) {
+        const uint32_t us = uint32_t(sil[k]) * 8;
+        mon_sub_lim(dw, k, us);
+        mon_add_lim(dw, kLimGuest, us);
+      }
+    dc.sil_from = 0;
+  }
+  mon_guest_silence(d, dw, d.last_ack, now);
 }
 
 // Starts timing a new segment ending at end (passed at now) if the head is
@@ -485,6 +558,29 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       rv.flags |= dflag::kRcvGuest;
     }
     o.init_port = 1;
+    if (c.role[S] == kRoleGuest && s.syn() && !s.has_ack() && s.opts.has(net::kOptTs) && !c.midstream) {
+      c.w[S].gflags = gflag::kSynTrack;
+      c.syn_t = now_us;
+      c.syn_ts = s.opts.ts_val;
+    }
+  }
+  // A guest initiator's SYN that waited before it reached the switch: a later
+  // packet of the same guest that left promptly (its first answer to the
+  // SYN-ACK, its first data) carries a TSval that many ms further ahead of the
+  // SYN's than the switch's clock advanced (less one TSval tick: ms
+  // granularity). Guest time: the connection existed in the guest that long
+  // before the switch saw it. In a real VM the guest cannot send while it is
+  // not running and this stays 0; a guest whose packets wait in its NIC queue
+  // (vmsim, a backend thread not scheduled) shows it.
+  if ((fw.flags & dflag::kSndGuest) && __builtin_expect(c.w[S].gflags & gflag::kSynTrack, 0) && !s.syn() &&
+      s.opts.has(net::kOptTs)) {
+    const int64_t ahead = int64_t(int32_t(s.opts.ts_val - c.syn_ts)) * 1000 - int64_t(int32_t(now_us - c.syn_t)) - 1000;
+    if (ahead > 0 && ahead < 1'000'000 && ((c.w[S].gflags & gflag::kSynCounted) || ahead > int64_t(p.guest_stall_us))) {
+      mon_add_lim(c.w[S], kLimGuest, static_cast<uint32_t>(ahead));
+      c.syn_t -= static_cast<uint32_t>(ahead);  // later packets count only what exceeds this
+      c.w[S].gflags |= gflag::kSynCounted;
+      o.guest_delay = 1;
+    }
   }
   const TcpDirState& snd_st = conn.d[S];
   const TcpDirState& rcv_st = conn.d[R];
@@ -494,6 +590,25 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // Before this packet's ACK is applied: did R have data outstanding toward S?
   const bool peer_had_flight =
       (rv.flags & dflag::kSeq) && (rv.flags & dflag::kAck) && Seq(rv.nxt) > Seq(rv.una);
+
+  // ---- a guest sender's silence ends with anything it sends ----
+  // The guest sender had an ACK (room to send) and did not answer for a long
+  // time: it was not running, from the first ACK it left unanswered. Checked
+  // before this packet's ACK is applied: the ACK that answers a SYN-ACK after
+  // an off period also gives the guest side's first sample. A packet without
+  // data (an ACK, a window update) shows the guest running: its silence
+  // restarts there. (A guest receiver's silence, below, takes precedence when
+  // both ends are guests.) After its FIN it has nothing more to send.
+  if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
+      fw.last_ack && !s.rst()) {
+    if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win &&
+        !(c.w[S].gflags & gflag::kFinSent)) {
+      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], now_us);
+      o.guest_delay = 1;
+    }
+    if (s.seq_len() == 0) fw.last_ack = now_us;
+  }
+  if (__builtin_expect(s.fin(), 0) && (fw.flags & dflag::kSndGuest)) c.w[S].gflags |= gflag::kFinSent;
 
   // ---- the ACK: acknowledges direction R -> S ----
   if (s.has_ack() && !s.rst()) {
@@ -512,7 +627,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // RTO for data its full ring dropped) promptly was running.
     const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
-    if ((d.flags & dflag::kRcvGuest) && owed && gap > p.guest_stall_us + c.side[S].min) {
+    if ((d.flags & dflag::kRcvGuest) && owed && gap > mon_guest_thr(c.side[S], p)) {
       mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, now_us);
       o.guest_delay = 1;
     }
@@ -522,6 +637,8 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (!(d.flags & dflag::kSeq)) d.nxt = s.ack;
     } else if (Seq(s.ack) > Seq(d.una)) {
       d.una = s.ack;
+      if ((d.flags & dflag::kSndGuest) && (dw.gflags & gflag::kSynTrack) && !s.syn())
+        dw.gflags &= static_cast<uint8_t>(~gflag::kSynTrack);
       if (Seq(d.una) > Seq(d.nxt)) d.nxt = d.una;  // acks what we never saw (mid-stream)
       d.dupacks = 0;
       if (d.acks < 255) ++d.acks;
@@ -554,6 +671,43 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         dc.ssthresh = std::max<uint32_t>((d.nxt - d.una) / 2, 2u * rcv_st.mss);
         ++dc.fast_retx;
         o.fast_retx = o.phase_change = 1;
+      }
+    }
+    // SACK sample (Linux's sack_rtt_us, what it uses when no segment is newly
+    // acknowledged cumulatively, i.e. during loss recovery): the oldest timed
+    // segment whose end this ACK's SACK blocks cover (the receiver has it; a
+    // later hole repair would otherwise make it a Karn discard).
+    if (__builtin_expect(s.opts.n_sack != 0, 0) && d.rtt_t && !o.rtt_sample) {
+      auto sacked = [&](uint32_t end) {
+        if (Seq(end) <= Seq(d.una)) return false;
+        for (uint32_t i = 0; i < s.opts.n_sack; ++i) {
+          const net::SackBlock& b = s.opts.sack[i];
+          if (Seq(b.left) < Seq(end) && Seq(end) <= Seq(b.right) && Seq(b.right) > Seq(s.ack)) return true;
+        }
+        return false;
+      };
+      uint32_t t = 0;
+      if (sacked(d.rtt_end)) {
+        t = d.rtt_t;
+        mon_rtt_pop(d, dw, d.rtt_end);
+      } else {
+        for (uint32_t j = 0; j < dw.rq_n; ++j)
+          if (sacked(dw.rq_end[j])) {
+            t = dw.rq_t[j];
+            for (uint32_t k = j + 1; k < dw.rq_n; ++k) {
+              dw.rq_end[k - 1] = dw.rq_end[k];
+              dw.rq_t[k - 1] = dw.rq_t[k];
+            }
+            --dw.rq_n;
+            break;
+          }
+      }
+      if (t) {
+        mon_side_sample(c.side[S], now_us - t, c.role[S] == kRoleGuest, true, std::max<uint32_t>(1, d.acks));
+        d.acks = 0;
+        mon_refresh(h, c, R, p);
+        mon_refresh(h, c, S, p);
+        o.rtt_sample = 1;
       }
     }
     if (s.flags & net::tcpflag::kEce) ++dc.ece;
@@ -615,13 +769,6 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     MonDirCold& dc = c.d[S];
     MonDirWarm& dw = c.w[S];
     const uint32_t gap = d.last_evt ? now_us - d.last_evt : 0;
-    if ((d.flags & dflag::kSndGuest) && (d.flags & dflag::kLastAck) && d.last_ack &&
-        now_us - d.last_ack > p.guest_stall_us + c.side[S].min && uint64_t(d.nxt - d.una) + snd_st.mss <= rcv_st.win) {
-      // The guest sender had an ACK (room to send) and did not answer for a
-      // long time: it was not running, from the first ACK it left unanswered.
-      mon_guest_silence(d, dw, d.last_ack, now_us);
-      o.guest_delay = 1;
-    }
     const Seq seq(s.seq), end = Seq(s.seq) + len;
     if (!(d.flags & dflag::kSeq)) {
       d.nxt = end.raw();
@@ -745,7 +892,14 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     const TcpDirState& rcv = conn.d[k ^ 1];
     const uint32_t rwnd = (rcv.flags & dirflag::kWinValid) ? rcv.win : 0xffffffffu;
+    // An ACK during a guest sender's silence: what it closes may become guest time.
+    const bool sil = !(k == S && len > 0) && d.last_ack &&
+                     (d.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) ==
+                         (dflag::kSndGuest | dflag::kLastAck);
+    MonDir before;
+    if (sil) before = d;
     mon_lim_update(d, dw, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
+    if (sil && d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc, c.sil_8us[k]);
   }
   return o;
 }

@@ -153,11 +153,18 @@ def cmd_sample(a):
                                      stdout=subprocess.PIPE, text=True)
             ss_out, _ = p_ss.communicate(timeout=10)
             mon_out, _ = p_mon.communicate(timeout=10)
+            # ss once more once the monitor's copy is done: the monitor's snapshot lies between
+            # the two ss snapshots (how far the reference moved meanwhile: the "bracket" figures).
+            t_mon = time.time()
+            ss2_out = subprocess.run(["ip", "netns", "exec", a.ns, "ss", "-tinH", "dst", a.remote],
+                                     stdout=subprocess.PIPE, text=True, timeout=10).stdout
+            t_ss2 = time.time()
             try:
                 mon = json.loads(mon_out)
             except ValueError:
                 mon = {"flows": []}
             ss = parse_ss(ss_out)
+            ss2 = parse_ss(ss2_out)
             dirs = {}
             for f in mon.get("flows", []):
                 for d in f["dirs"]:
@@ -170,7 +177,10 @@ def cmd_sample(a):
                     m = dirs[key]
                     if m["bytes"] < 1 or s.get("bytes_acked") == "0":
                         continue
-                    rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": ss_fields(s), "mon": m}
+                    rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": ss_fields(s), "mon": m,
+                           "t_mon_done": t_mon, "t_ss2": t_ss2}
+                    if key in ss2:
+                        rec["ss_after"] = ss_fields(ss2[key])
                     out.write(json.dumps(rec) + "\n")
             out.flush()
             time.sleep(max(0.0, a.interval - (time.time() - t)))
@@ -211,6 +221,8 @@ def cmd_compare(a):
         for r in rs:
             by_conn.setdefault(r["conn"], []).append(r)
         rtt_ok = rtt_n = fl_ok = fl_n = 0
+        br_rtt_ok = br_rtt_n = br_fl_ok = br_fl_n = 0
+        motion, gap_ms = [], []
         rtt_err, fl_ratio, cw_ratio = [], [], []
         v_ok = v_n = 0
         verdicts = {}
@@ -221,16 +233,28 @@ def cmd_compare(a):
                 continue
             for r in seq:
                 s, m = r["ss"], r["mon"]
+                s2 = r.get("ss_after")
                 if "rtt_us" in s and m["rtt_us"] > 0:
                     rtt_n += 1
                     rtt_ok += within(m["rtt_us"], s["rtt_us"], 0.10, 100)
                     rtt_err.append(abs(m["rtt_us"] - s["rtt_us"]) / max(s["rtt_us"], 1))
+                    if s2 and "rtt_us" in s2:
+                        # Diagnostic only: the reference at both ends of the monitor's read.
+                        lo, hi = sorted((s["rtt_us"], s2["rtt_us"]))
+                        br_rtt_n += 1
+                        br_rtt_ok += lo - max(0.1 * lo, 100) <= m["rtt_us"] <= hi + max(0.1 * hi, 100)
+                        motion.append((hi - lo) / max(lo, 1))
+                        gap_ms.append((r["t_ss2"] - r["t"]) * 1000)
                 if kind in ("bulk", "lossy") and s.get("unacked") and s.get("mss"):
                     ref = s["unacked"] * s["mss"]
                     fl_n += 1
                     fl = m.get("flight_sender_est", m["flight"])
                     fl_ok += within(fl, ref, 0.10, 0)
                     fl_ratio.append(fl / ref)
+                    if s2 and s2.get("unacked") and s2.get("mss"):
+                        lo, hi = sorted((ref, s2["unacked"] * s2["mss"]))
+                        br_fl_n += 1
+                        br_fl_ok += 0.9 * lo <= fl <= 1.1 * hi
                     if s.get("cwnd"):
                         cw_ratio.append(m["cwnd_lb"] / (s["cwnd"] * s["mss"]))
             for r0, r1 in zip(seq, seq[1:]):
@@ -249,6 +273,9 @@ def cmd_compare(a):
             "cwnd_lb_ratio_median": med(cw_ratio),
             "verdict_agree": v_ok / v_n if v_n else None, "intervals": v_n,
             "verdicts": {"%s/%s" % k: n for k, n in verdicts.items()},
+            "rtt_within_bracket": br_rtt_ok / br_rtt_n if br_rtt_n else None,
+            "flight_within_bracket": br_fl_ok / br_fl_n if br_fl_n else None,
+            "ref_rtt_motion_median": med(motion), "bracket_ms_median": med(gap_ms),
         }
         for c in counts:
             if c["label"] == label:
@@ -276,6 +303,15 @@ def cmd_compare(a):
         lines.append("Verdict pairs (Linux reference / monitor): " + "; ".join(
             "%s: %s" % (l, ", ".join("%s %d" % kv for kv in sc["verdicts"].items()))
             for l, sc in result["scenarios"].items()))
+        lines.append("")
+        lines.append("Diagnostic, the reference read twice (ss when the monitor's read starts and once it has "
+                     "returned; the monitor's snapshot lies between): " + "; ".join(
+            "%s: %s ms apart, Linux srtt moved %s (median), monitor within 10 %% of the range: RTT %s%s" % (
+                l, "—" if sc["bracket_ms_median"] != sc["bracket_ms_median"] else "%.0f" % sc["bracket_ms_median"],
+                "—" if sc["ref_rtt_motion_median"] != sc["ref_rtt_motion_median"] else "%.1f %%" % (100 * sc["ref_rtt_motion_median"]),
+                pct(sc["rtt_within_bracket"]),
+                "" if sc["flight_within_bracket"] is None else ", flight %s" % pct(sc["flight_within_bracket"]))
+            for l, sc in result["scenarios"].items() if sc["kind"] != "short"))
         if a.produced_by:
             lines.append("")
             lines.append("Produced by `%s`." % a.produced_by)

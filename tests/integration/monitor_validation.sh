@@ -142,6 +142,7 @@ NREC=$(( NREC > 3 ? NREC - 3 : 1 ))
 wait_until 20 bash -c "[ \$(grep -c '\"closed_reason\"' '$T/closed.jsonl' 2>/dev/null || echo 0) -ge $NREC ]" \
   || fail "export file has $(grep -c closed_reason "$T/closed.jsonl" 2>/dev/null) records"
 sleep 1
+[ "$RESULTS" = "$T" ] || cp "$T/closed.jsonl" "$RESULTS/closed.jsonl"   # raw records beside the samples
 while read -r label dport lr lt; do
   $PY counts --export "$T/closed.jsonl" --local $LIP --dport "$dport" --label "$label" \
     --linux-retrans "$lr" --linux-timeouts "$lt" --out "$RESULTS/counts.jsonl" >&2

@@ -517,6 +517,173 @@ TEST_F(Mon, GuestReceiverSilenceCountsFromItsLastAck) {
   EXPECT_EQ(lim_us(kLimGuest), g1);
 }
 
+// A descheduled guest SENDER: the data it sent before going off keeps the
+// ACKs coming (the flight drains: network, then nothing outstanding) while it
+// answers none of them. Its silence is guest time from the first ACK it left
+// unanswered, also the part the draining ACKs had closed into other states.
+TEST_F(Mon, GuestSenderSilenceCountsFromItsFirstUnansweredAck) {
+  env_.roles[kPortC] = kRoleGuest;  // the client (sender) is a guest
+  handshake();
+  uint32_t seq = 1001, acked = 1001;
+  auto round = [&](int n) {  // n segments, then the ACKs for them, promptly answered
+    for (int k = 0; k < n; ++k) {
+      now_ += 10;
+      pkt(true, tf::kAck, seq, 5001, kMss);
+      seq += kMss;
+    }
+  };
+  for (int i = 0; i < 20; ++i) {  // a backlogged sender: each ACK answered within 20 us
+    round(2);
+    now_ += 300;
+    acked += 2 * kMss;
+    pkt(false, tf::kAck, 5001, acked);
+  }
+  round(8);  // the last burst before the guest is descheduled
+  const uint32_t g0 = lim_us(kLimGuest), n0 = lim_us(kLimNetwork), s0 = lim_us(kLimSender);
+  const uint32_t t_first = now_ + 300;
+  for (int k = 0; k < 5; ++k) {  // ACKs drain the flight over 8 ms: nobody answers them
+    now_ += k == 0 ? 300 : 2'000;
+    acked += (k < 4 ? 2 : 1) * kMss;
+    pkt(false, tf::kAck, 5001, std::min(acked, seq));
+  }
+  EXPECT_EQ(cd().lim, kLimSender);  // nothing outstanding
+  now_ += 30'000;
+  const uint32_t t_end = now_;
+  EXPECT_TRUE(pkt(true, tf::kAck, seq, 5001, kMss).guest_delay);  // the guest runs again
+  seq += kMss;
+  const uint32_t g = lim_us(kLimGuest) - g0;
+  EXPECT_NEAR(double(g), double(t_end - t_first), 16.0);
+  // Only the wait for the first ACK (300 us) went to other states.
+  EXPECT_NEAR(double(lim_us(kLimNetwork) + lim_us(kLimSender)), double(n0 + s0 + 300), 16.0);
+
+  // A running guest that answers its ACKs promptly gets no guest time.
+  const uint32_t g1 = lim_us(kLimGuest);
+  for (int i = 0; i < 20; ++i) {
+    round(2);
+    now_ += 300;
+    acked = seq;
+    pkt(false, tf::kAck, 5001, acked);
+  }
+  EXPECT_EQ(lim_us(kLimGuest), g1);
+}
+
+// A guest client's SYN-ACK waits in its ring for the guest's next slot: the
+// ACK and data that answer it come 30 ms later. That wait is guest time, and
+// the handshake sample that contains it does not raise the guest's threshold.
+TEST_F(Mon, GuestSenderHandshakeWaitIsGuestTime) {
+  env_.roles[kPortC] = kRoleGuest;
+  std::vector<uint8_t> o = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o);
+  now_ += 100;
+  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o);
+  const uint32_t t_synack = now_;
+  now_ += 30'000;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001).guest_delay);
+  EXPECT_NEAR(double(lim_us(kLimGuest)), double(now_ - t_synack), 2.0);
+  now_ += 10;
+  EXPECT_FALSE(pkt(true, tf::kAck, 1001, 5001, kMss).guest_delay);  // data right behind it
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 2001);
+  now_ += 3'000;  // a later 3 ms pause: below the stall (2 ms) plus the guest's minimum (capped at 2 ms)
+  EXPECT_FALSE(pkt(true, tf::kAck, 2001, 5001, kMss).guest_delay);
+  now_ += 300;
+  pkt(false, tf::kAck, 5001, 3001);
+  now_ += 5'000;
+  EXPECT_TRUE(pkt(true, tf::kAck, 3001, 5001, kMss).guest_delay);
+}
+
+// A guest client's SYN that waited 30 ms before it reached the switch (the
+// guest was off when it connected): its answer to the SYN-ACK, sent at once,
+// is 31 TSval ticks ahead of the SYN for 1.1 ms of switch time.
+TEST_F(Mon, GuestInitiatorSynHoldFromTimestamps) {
+  env_.roles[kPortC] = kRoleGuest;
+  auto o = [](uint32_t val, uint32_t ecr, bool mss) {
+    std::vector<uint8_t> v;
+    if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+    const auto t = ts_opt(val, ecr);
+    v.insert(v.end(), t.begin(), t.end());
+    return v;
+  };
+  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o(7000, 0, true));
+  now_ += 1000;
+  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o(90000, 7000, true));
+  now_ += 100;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, o(7031, 90000, false)).guest_delay);
+  EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000, 2.0);
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss, 65535, o(7031, 90000, false));  // same tick: nothing more
+  EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000, 2.0);
+  now_ += 1000;
+  pkt(false, tf::kAck, 5001, 2001, 0, 65535, o(90001, 7031, false));  // its data acknowledged: tracking ends
+  now_ += 30'000;
+  pkt(true, tf::kAck, 2001, 5001, kMss, 65535, o(7100, 90001, false));
+  // The 30 ms it left the ACK unanswered count (a sender's silence), its TSval no more.
+  EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000 + 30'000, 2.0);
+}
+
+TEST_F(Mon, GuestInitiatorPromptSynNoHold) {
+  env_.roles[kPortC] = kRoleGuest;
+  auto o = [](uint32_t val, uint32_t ecr, bool mss) {
+    std::vector<uint8_t> v;
+    if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+    const auto t = ts_opt(val, ecr);
+    v.insert(v.end(), t.begin(), t.end());
+    return v;
+  };
+  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o(7000, 0, true));
+  now_ += 1000;
+  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o(90000, 7000, true));
+  now_ += 100;
+  EXPECT_FALSE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, o(7002, 90000, false)).guest_delay);  // 2 ticks in 1.1 ms
+  EXPECT_EQ(lim_us(kLimGuest), 0u);
+}
+
+// After its FIN a guest sender has nothing more to send: the wait for it to
+// acknowledge the peer's FIN is not guest-limited sending.
+TEST_F(Mon, GuestSenderAfterItsFinIsNotGuestLimited) {
+  env_.roles[kPortC] = kRoleGuest;
+  handshake();
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, kMss);
+  now_ += 10;
+  pkt(true, tf::kAck | tf::kFin, 2001, 5001);
+  now_ += 300;
+  pkt(false, tf::kAck | tf::kFin, 5001, 2002);  // acknowledges data and FIN, closes too
+  const uint32_t g0 = lim_us(kLimGuest);
+  now_ += 40'000;
+  pkt(true, tf::kAck, 2002, 5002);  // its last ACK after an off period
+  EXPECT_EQ(lim_us(kLimGuest), g0);  // (the peer's direction may count it: its FIN waited for the guest)
+}
+
+// Loss recovery: the cumulative ACK is stuck below a lost segment, but the
+// SACK blocks report timed segments behind it as received (Linux's
+// sack_rtt_us): they give samples before the retransmission discards them.
+TEST_F(Mon, SackedTimedSegmentGivesSample) {
+  handshake();
+  uint32_t seq = 1001;
+  for (int k = 0; k < 8; ++k) {  // 8 segments, 20 us apart: the first is timed, others queued
+    now_ += 20;
+    pkt(true, tf::kAck, seq, 5001, kMss);
+    seq += kMss;
+  }
+  const uint32_t n0 = server_side().n;
+  now_ += 3'000;
+  // The first segment was lost: a dupACK whose SACK block covers segments 2-8.
+  auto sack = [](uint32_t l, uint32_t r) {
+    return std::vector<uint8_t>{1, 1, 5, 10, uint8_t(l >> 24), uint8_t(l >> 16), uint8_t(l >> 8), uint8_t(l),
+                                uint8_t(r >> 24), uint8_t(r >> 16), uint8_t(r >> 8), uint8_t(r)};
+  };
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, seq)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 1);
+  EXPECT_GE(server_side().max, 2'900u);
+  EXPECT_LE(server_side().max, 3'200u);
+  // The same block again (next dupACK) gives nothing new for what it already sampled.
+  const uint32_t n1 = server_side().n;
+  now_ += 20;
+  pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, seq));
+  EXPECT_LE(server_side().n, n1 + 1);  // at most the next queued timed segment
+}
+
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
