@@ -39,6 +39,15 @@ struct FakeEnv {
   bool guest_off(uint16_t) { return off; }
 };
 
+std::vector<uint8_t> ts_opt(uint32_t val, uint32_t ecr);
+// Timestamps, with the MSS option first on a SYN.
+std::vector<uint8_t> syn_ts(uint32_t val, uint32_t ecr, bool mss = false) {
+  std::vector<uint8_t> v;
+  if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
+  const auto t = ts_opt(val, ecr);
+  v.insert(v.end(), t.begin(), t.end());
+  return v;
+}
 std::vector<uint8_t> ts_opt(uint32_t val, uint32_t ecr) {
   return {1, 1, 8, 10, uint8_t(val >> 24), uint8_t(val >> 16), uint8_t(val >> 8), uint8_t(val),
           uint8_t(ecr >> 24), uint8_t(ecr >> 16), uint8_t(ecr >> 8), uint8_t(ecr)};
@@ -76,6 +85,13 @@ class Mon : public ::testing::Test {
     EXPECT_TRUE(last_.tracked());
     return mon_packet(hot_[last_.slot], cold_[last_.slot], s, last_, table_.conn(last_.slot), now_,
                       c2s ? kPortC : kPortS, env_, p_);
+  }
+  // A guest client's SYN (TSval 7000) and the SYN-ACK 1 ms later; now 0.1 ms after it.
+  void guest_syn_synack() {
+    pkt(true, tf::kSyn, 1000, 0, 0, 65535, syn_ts(7000, 0, true));
+    now_ += 1000;
+    pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, syn_ts(90000, 7000, true));
+    now_ += 100;
   }
   // Three-way handshake with MSS kMss (client ISN 1000, server ISN 5000), 100 us per leg.
   void handshake(std::vector<uint8_t> extra = {}) {
@@ -597,44 +613,24 @@ TEST_F(Mon, GuestSenderHandshakeWaitIsGuestTime) {
 // is 31 TSval ticks ahead of the SYN for 1.1 ms of switch time.
 TEST_F(Mon, GuestInitiatorSynHoldFromTimestamps) {
   env_.roles[kPortC] = kRoleGuest;
-  auto o = [](uint32_t val, uint32_t ecr, bool mss) {
-    std::vector<uint8_t> v;
-    if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
-    const auto t = ts_opt(val, ecr);
-    v.insert(v.end(), t.begin(), t.end());
-    return v;
-  };
-  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o(7000, 0, true));
-  now_ += 1000;
-  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o(90000, 7000, true));
-  now_ += 100;
-  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, o(7031, 90000, false)).guest_delay);
+  guest_syn_synack();
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, syn_ts(7031, 90000, false)).guest_delay);
   EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000, 2.0);
   now_ += 10;
-  pkt(true, tf::kAck, 1001, 5001, kMss, 65535, o(7031, 90000, false));  // same tick: nothing more
+  pkt(true, tf::kAck, 1001, 5001, kMss, 65535, syn_ts(7031, 90000, false));  // same tick: nothing more
   EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000, 2.0);
   now_ += 1000;
-  pkt(false, tf::kAck, 5001, 2001, 0, 65535, o(90001, 7031, false));  // its data acknowledged: tracking ends
+  pkt(false, tf::kAck, 5001, 2001, 0, 65535, syn_ts(90001, 7031, false));  // its data acknowledged: tracking ends
   now_ += 30'000;
-  pkt(true, tf::kAck, 2001, 5001, kMss, 65535, o(7100, 90001, false));
+  pkt(true, tf::kAck, 2001, 5001, kMss, 65535, syn_ts(7100, 90001, false));
   // The 30 ms it left the ACK unanswered count (a sender's silence), its TSval no more.
   EXPECT_NEAR(double(lim_us(kLimGuest)), 31'000.0 - 1'100 - 1'000 + 30'000, 2.0);
 }
 
 TEST_F(Mon, GuestInitiatorPromptSynNoHold) {
   env_.roles[kPortC] = kRoleGuest;
-  auto o = [](uint32_t val, uint32_t ecr, bool mss) {
-    std::vector<uint8_t> v;
-    if (mss) v = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
-    const auto t = ts_opt(val, ecr);
-    v.insert(v.end(), t.begin(), t.end());
-    return v;
-  };
-  pkt(true, tf::kSyn, 1000, 0, 0, 65535, o(7000, 0, true));
-  now_ += 1000;
-  pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, o(90000, 7000, true));
-  now_ += 100;
-  EXPECT_FALSE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, o(7002, 90000, false)).guest_delay);  // 2 ticks in 1.1 ms
+  guest_syn_synack();
+  EXPECT_FALSE(pkt(true, tf::kAck, 1001, 5001, 0, 65535, syn_ts(7002, 90000, false)).guest_delay);  // 2 ticks in 1.1 ms
   EXPECT_EQ(lim_us(kLimGuest), 0u);
 }
 
