@@ -7,7 +7,8 @@
 # concurrent connections (Fig. 6g). --quick: the CI-sized version used for
 # docs/snoop.md. Env: VSW_BUILD (build dir), RTT_MS (1), RATE_MBIT (1000),
 # JITTER_MS (90: random start phase over the guest schedule), N5 / N6 / NC
-# (transfers per configuration of each part, overriding the defaults).
+# (transfers per configuration of each part, overriding the defaults), SIZES6
+# (Fig. 6 sizes, e.g. 100M).
 # Bed name "snb" unless --name (namespaces tb<name>-*), torn down on exit.
 # --parts runs only the listed parts. Assumes 2 cores.
 set -euo pipefail
@@ -31,7 +32,7 @@ if [ $QUICK = 1 ]; then
 else
   D5=1000 SIZES=50K,100K,1M,10M,100M D6=200 DC=200
 fi
-N5=${N5:-$D5} N6=${N6:-$D6} NC=${NC:-$DC}
+N5=${N5:-$D5} N6=${N6:-$D6} NC=${NC:-$DC} SIZES=${SIZES6:-$SIZES}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 PY=/usr/bin/python3
 H="$PY $ROOT/bench/testbed/harness.py"
