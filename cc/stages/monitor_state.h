@@ -703,7 +703,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
           }
       }
       if (t) {
-        mon_side_sample(c.side[S], now_us - t, c.role[S] == kRoleGuest, true, std::max<uint32_t>(1, d.acks));
+        mon_side_sample(c.side[S], now_us - t, s_guest, true, std::max<uint32_t>(1, d.acks));
         d.acks = 0;
         mon_refresh(h, c, R, p);
         mon_refresh(h, c, S, p);
