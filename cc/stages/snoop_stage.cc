@@ -588,8 +588,8 @@ void SnoopStage::on_guest(PmdContext& ctx, Batch& b, uint16_t i, Conn& c, const 
   }
   // Back online when the guest has everything enqueued (paper III-B), or, in
   // sync, once it acknowledged the sync point: below it the guest has all,
-  // above it the ring confirmed every byte up to enq, with no hole (a hole
-  // would have taken the connection offline).
+  // above it the ring confirmed every byte up to enq, with no hole (a hole, a
+  // refusal or data beyond the window would have moved the sync point above it).
   if (c.sync_pending && Seq(c.g_ack) >= Seq(c.sync_at)) c.sync_pending = 0;
   if (((c.mode == Mode::kOfflineOoo || c.mode == Mode::kOfflineNoBuf || c.mode == Mode::kSync) &&
        Seq(c.g_ack) >= Seq(c.hi)) ||
