@@ -180,9 +180,8 @@ TEST(SnoopModel, MidstreamSyncCompletesUnderAContinuousSender) {
 //      cannot together overrun it), and every transfer completes.
 namespace {
 
-class MultiSim {
+class MultiSim : private SimRig {
  public:
-  static constexpr uint16_t kWire = 0, kVm = 1;
   static constexpr uint32_t kDesc = 1000;  // desc_bytes and MSS
 
   struct Flow {
@@ -193,11 +192,9 @@ class MultiSim {
   };
 
   MultiSim(rte_mempool* mp, unsigned nflows, unsigned ring_cap, uint32_t bytes, uint64_t seed)
-      : rng_(seed), dp_(FdbConfig{}), wire_("wire", Port::Kind::kEthdev), vm_("vm", Port::Kind::kVhostUser),
-        cap_(ring_cap) {
-    ctx_ = wire_up(dp_, mp, wire_, kWire, vm_, kVm);
-    nlohmann::json cfg = {{"buf_bytes", 1 << 20}, {"disabled_ports", {"wire"}}, {"desc_bytes", kDesc}};
-    stage_ = std::make_unique<SnoopStage>(snoop::config_from_json(cfg), self_);
+      : SimRig(mp, Port::Kind::kEthdev, Port::Kind::kVhostUser,
+               {{"buf_bytes", 1 << 20}, {"disabled_ports", {"wire"}}, {"desc_bytes", kDesc}}),
+        rng_(seed), cap_(ring_cap) {
     vm_.ring_free = int(cap_);
     for (unsigned k = 0; k < nflows; ++k) {
       Flow f{};
@@ -434,11 +431,6 @@ class MultiSim {
   }
 
   std::mt19937_64 rng_;
-  Datapath dp_;
-  SimPort wire_, vm_;
-  std::unique_ptr<SimCtx> ctx_;
-  uint8_t self_ = static_cast<uint8_t>(stage_index("snoop") + 1);
-  std::unique_ptr<SnoopStage> stage_;
   unsigned cap_;
   std::vector<Flow> flows_;
   std::deque<InRing> ring_;

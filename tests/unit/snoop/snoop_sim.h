@@ -124,19 +124,29 @@ inline std::vector<rte_mbuf*> stage_burst(const std::vector<std::vector<uint8_t>
 }
 
 // The switch around the stage: two ports (wire = the sender's side, vm =
-// the guest's) on a datapath with a small flow table.
-inline std::unique_ptr<SimCtx> wire_up(Datapath& dp, rte_mempool* mp, SimPort& wire, uint16_t wire_id, SimPort& vm,
-                                       uint16_t vm_id) {
-  dp.pool = mp;
-  wire.set_id(wire_id);
-  vm.set_id(vm_id);
-  dp.ports[wire_id].store(&wire);
-  dp.ports[vm_id].store(&vm);
-  TcpFlowConfig fc;
-  fc.capacity = 64;
-  fc.prefault = false;
-  return std::make_unique<SimCtx>(dp, fc);
-}
+// the guest's) on a datapath with a small flow table, and the stage itself
+// with the given configuration. The simulations derive from it.
+struct SimRig {
+  static constexpr uint16_t kWire = 0, kVm = 1;
+  SimRig(rte_mempool* mp, Port::Kind wire_kind, Port::Kind vm_kind, const nlohmann::json& cfg)
+      : dp_(FdbConfig{}), wire_("wire", wire_kind), vm_("vm", vm_kind) {
+    dp_.pool = mp;
+    wire_.set_id(kWire);
+    vm_.set_id(kVm);
+    dp_.ports[kWire].store(&wire_);
+    dp_.ports[kVm].store(&vm_);
+    TcpFlowConfig fc;
+    fc.capacity = 64;
+    fc.prefault = false;
+    ctx_ = std::make_unique<SimCtx>(dp_, fc);
+    stage_ = std::make_unique<SnoopStage>(snoop::config_from_json(cfg), self_);
+  }
+  Datapath dp_;
+  SimPort wire_, vm_;
+  std::unique_ptr<SimCtx> ctx_;
+  uint8_t self_ = static_cast<uint8_t>(stage_index("snoop") + 1);
+  std::unique_ptr<SnoopStage> stage_;
+};
 
 struct WirePkt {  // a TCP packet as the sender (or guest) receives it
   uint32_t seq = 0, ack = 0, len = 0;
@@ -184,18 +194,15 @@ struct SimOptions {
 };
 
 // One connection through the stage with a model sender and guest.
-class SnoopSim {
+class SnoopSim : private SimRig {
  public:
-  static constexpr uint16_t kWire = 0, kVm = 1;
+  using SimRig::kVm;
+  using SimRig::kWire;
 
   SnoopSim(rte_mempool* mp, const SimOptions& o, uint64_t seed)
-      : o_(o), rng_(seed), dp_(FdbConfig{}),
-        wire_("wire", o.wire_snooped ? Port::Kind::kVhostUser : Port::Kind::kEthdev),
-        vm_("vm", o.vhost_kind ? Port::Kind::kVhostUser : Port::Kind::kEthdev) {
-    ctx_ = wire_up(dp_, mp, wire_, kWire, vm_, kVm);
-    nlohmann::json cfg = {{"buf_bytes", o.buf_bytes}, {"desc_bytes", 1000}};
-    if (!o.wire_snooped) cfg["disabled_ports"] = {"wire"};
-    stage_ = std::make_unique<SnoopStage>(snoop::config_from_json(cfg), self_);
+      : SimRig(mp, o.wire_snooped ? Port::Kind::kVhostUser : Port::Kind::kEthdev,
+               o.vhost_kind ? Port::Kind::kVhostUser : Port::Kind::kEthdev, stage_config(o)),
+        o_(o), rng_(seed) {
     g_.ws = o.guest_ws;
     g_.rbuf = o.guest_rbuf;
     s_.una = s_.nxt = o.isn_s + 1;
@@ -633,13 +640,14 @@ class SnoopSim {
       for (int sh = 24; sh >= 0; sh -= 8) s.push_back(uint8_t(v >> sh));
   }
 
+  static nlohmann::json stage_config(const SimOptions& o) {
+    nlohmann::json cfg = {{"buf_bytes", o.buf_bytes}, {"desc_bytes", 1000}};
+    if (!o.wire_snooped) cfg["disabled_ports"] = {"wire"};
+    return cfg;
+  }
+
   SimOptions o_;
   std::mt19937_64 rng_;
-  Datapath dp_;
-  SimPort wire_, vm_;
-  std::unique_ptr<SimCtx> ctx_;
-  uint8_t self_ = static_cast<uint8_t>(stage_index("snoop") + 1);
-  std::unique_ptr<SnoopStage> stage_;
   std::map<uint32_t, uint32_t> enq_;
   uint32_t enq_prefix_ = 0;
   uint32_t model_right_ = 0;
