@@ -16,11 +16,13 @@ H=tbrfh$id G=tbrfg$id
 tb_netns "$H"
 tb_netns "$G"
 
-# run_case NAME VMSIM_SCHEDULE_ARGS...: sets DROP (testpmd TX-dropped on the
-# vhost port) and GRX (packets vmsim took from the switch). Not run in a
-# subshell: the cleanup lists must see what it registers.
+# run_case NAME PORT VMSIM_SCHEDULE_ARGS...: sets DROP (testpmd TX-dropped on
+# the vhost port) and GRX (packets vmsim took from the switch). Not run in a
+# subshell: the cleanup lists must see what it registers. One iperf3 port per
+# case: the previous case's one-shot server may still be winding down, and a
+# client that reaches it gets "the server is busy".
 run_case() {
-  local name=$1; shift
+  local name=$1 port=$2; shift 2
   local sock=$TB_TMP/$name.sock
   tb_prefix tbrfp$name$id
   tb_prefix tbrfv$name$id
@@ -31,9 +33,10 @@ run_case() {
   tb_addr "$H" "tbrfh$id" 10.77.3.1/24
   ip -n "$H" neigh replace 10.77.3.2 lladdr 02:77:03:00:00:02 dev "tbrfh$id"
   ip -n "$G" neigh replace 10.77.3.1 lladdr 02:77:03:00:00:01 dev "tbrfg$id"
-  tb_bg "$TB_TMP/$name.iperf_s" ip netns exec "$G" iperf3 -s -1 -p 5301
-  tb_wait 5 ip netns exec "$G" ss -lun sport = :5301
-  ip netns exec "$H" timeout 20 iperf3 -u -c 10.77.3.2 -p 5301 -b 8M -l 200 -t 2 >"$TB_TMP/$name.iperf" 2>&1 \
+  tb_bg "$TB_TMP/$name.iperf_s" ip netns exec "$G" iperf3 -s -1 -p "$port"
+  tb_wait 5 bash -c "ip netns exec $G ss -ltnH sport = :$port | grep -q ." \
+    || tb_fail "iperf3 server ($name) not listening"
+  ip netns exec "$H" timeout 20 iperf3 -u -c 10.77.3.2 -p "$port" -b 8M -l 200 -t 2 >"$TB_TMP/$name.iperf" 2>&1 \
     || { cat "$TB_TMP/$name.iperf"; tb_fail "iperf3 -u ($name)"; }
   tb_stop "$TB_VMSIM_PID"
   tb_stop "$TB_TESTPMD_PID"
@@ -44,11 +47,11 @@ run_case() {
 }
 
 echo "== gated: on 50 ms / off 100 ms"
-run_case gated --vms-per-core 3 --load 100 --slice-ms 50 --seed 1
+run_case gated 5301 --vms-per-core 3 --load 100 --slice-ms 50 --seed 1
 gdrop=$DROP grx=$GRX
 echo "testpmd vhost TX-dropped $gdrop, vmsim received $grx"
 echo "== control: never descheduled"
-run_case ctl --vms-per-core 1
+run_case ctl 5302 --vms-per-core 1
 cdrop=$DROP crx=$GRX
 echo "testpmd vhost TX-dropped $cdrop, vmsim received $crx"
 [ "$gdrop" != NA ] && [ "$cdrop" != NA ] || tb_fail "no testpmd forward statistics"
