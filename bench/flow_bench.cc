@@ -100,7 +100,7 @@ void BM_FlowEngine(benchmark::State& st) {
       if (++k == n) k = 0;
       fill(frames[i], v.t, true, tcpflag::kAck, v.seq, 901, kPayload, 1);
       v.seq += kPayload;
-      m += to_segment(frames[i], kPayload, segs[m]);
+      if (to_segment(frames[i], kPayload, segs[m])) fx->table->prefetch(segs[m++].hash);  // as Pmd::track_flows
     }
     fx->table->track_bulk(segs, m, fx->now, res);
     benchmark::DoNotOptimize(res);

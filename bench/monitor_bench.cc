@@ -200,7 +200,7 @@ struct Runner {
         in_port[m] = 0;
       }
       v.ack_due = !v.ack_due;
-      if (cfg.table) m += to_segment(frames[i], len, segs[m]);
+      if (cfg.table && to_segment(frames[i], len, segs[m])) fx->table->prefetch(segs[m++].hash);  // as Pmd::track_flows
     }
     if (!cfg.table) {  // the generator alone: what the other two configurations subtract
       benchmark::ClobberMemory();

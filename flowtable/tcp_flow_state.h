@@ -1,8 +1,10 @@
 // Per-connection TCP state kept by the flow table: the hot entry every TCP
-// stage reads (128 bytes, two cache lines), the cold per-connection counters,
-// and the value types of the table's API.
+// stage reads (128 bytes, two cache lines, counters included), its compact
+// key, and the value types of the table's API.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "cc/flow_key.h"
 #include "cc/tcp_seq.h"
@@ -76,17 +78,53 @@ inline constexpr uint8_t kInitiatorGuessed = 1u << 2;  // mid-stream: guessed fr
 inline constexpr uint8_t kSynAckFirst = 1u << 3;       // created on a SYN-ACK (SYN missed)
 }  // namespace connflag
 
-// The hot entry. d[] is indexed by key endpoint, so d[seg.dir] is the sender
-// of a segment and d[seg.dir ^ 1] its receiver.
+// Per-connection counters, in the entry's first line (the lookup fetches
+// that line anyway: no separate array, no extra cache miss per packet).
+struct TcpConnStats {
+  uint64_t pkts[2];   // by sending endpoint
+  uint64_t bytes[2];  // payload bytes by sending endpoint
+};
+static_assert(sizeof(TcpConnStats) == 32);
+
+// The key as the entry stores it (16 bytes): all of an IPv4 key; for IPv6
+// the ports, VLAN, family and protocol, the addresses being in the table's
+// IPv6 key array (TcpFlowTable::key(slot) gives the full FlowKey either way).
+// Bytes 8..15 are FlowKey's last word; a4 the first four bytes of each address.
+struct alignas(8) ConnKey {
+  uint32_t a4[2];   // IPv4: addr[0][0..3], addr[1][0..3] (network order); IPv6: 0
+  uint16_t port[2]; // host byte order
+  uint16_t vlan;
+  uint8_t family;   // 4 or 6
+  uint8_t proto;
+
+  bool is_v4() const { return family == 4; }
+};
+static_assert(sizeof(ConnKey) == 16);
+
+// The two words of the ConnKey of k (w1: FlowKey's last word, w0: both IPv4
+// addresses; 0 for IPv6, whose addresses are compared in full separately).
+inline void conn_key_words(const FlowKey& k, uint64_t& w0, uint64_t& w1) {
+  uint64_t a, b;
+  std::memcpy(&a, &k, 8);
+  std::memcpy(&b, reinterpret_cast<const char*>(&k) + 16, 8);
+  std::memcpy(&w1, reinterpret_cast<const char*>(&k) + 32, 8);
+  w0 = k.is_v4() ? (a | (b << 32)) : 0;  // an IPv4 key's address tails are zero
+}
+
+// The hot entry, two cache lines: what a lookup compares and the counters
+// every packet updates in the first, the per-direction state in the second.
+// d[] is indexed by key endpoint, so d[seg.dir] is the sender of a segment
+// and d[seg.dir ^ 1] its receiver. (Aging-list links live in a parallel
+// array of the table: only list operations touch them.)
 struct alignas(64) TcpConn {
-  FlowKey key;
+  ConnKey key;
   uint32_t created;    // table time (ms)
   uint32_t last_seen;  // table time (ms)
-  uint32_t prev, next; // aging-list links (table internal)
   uint32_t gen;        // bumped each time the slot is freed: (slot, gen) names one connection
   TcpState state;
   uint8_t flags;       // connflag
   uint16_t pad;
+  TcpConnStats stats;
   TcpDirState d[2];
 
   uint8_t initiator() const { return (flags & connflag::kInitiator1) ? 1 : 0; }
@@ -96,13 +134,7 @@ struct alignas(64) TcpConn {
   const TcpDirState& receiver(uint8_t dir) const { return d[(dir & 1) ^ 1]; }
 };
 static_assert(sizeof(TcpConn) == 128, "hot state must stay within two cache lines");
-
-// Cold counters, in a parallel array indexed by the same slot.
-struct TcpConnStats {
-  uint64_t pkts[2];   // by sending endpoint
-  uint64_t bytes[2];  // payload bytes by sending endpoint
-};
-static_assert(sizeof(TcpConnStats) == 32);
+static_assert(offsetof(TcpConn, d) == 64, "lookup fields and counters in the first line, d[] in the second");
 
 enum class RemoveReason : uint8_t {
   kIdle = 0,          // established / half-closed connection timed out
@@ -146,8 +178,9 @@ struct TcpConnView {
   uint32_t gen;
   uint32_t age_ms;
   uint32_t idle_ms;
+  FlowKey key;         // the full key (conn.key holds only the IPv4 addresses)
   TcpConn conn;
-  TcpConnStats stats;
+  TcpConnStats stats;  // = conn.stats
 };
 
 }  // namespace vsw

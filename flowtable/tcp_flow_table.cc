@@ -99,7 +99,8 @@ TcpFlowTable::TcpFlowTable(const TcpFlowConfig& cfg) : cfg_(cfg) {
   n_buckets_ = pow2_at_least(std::max<uint64_t>(2, (uint64_t(cap_) * 2 + 7) / 8));
   mask_ = n_buckets_ - 1;
   conns_ = static_cast<TcpConn*>(map_zeroed(sizeof(TcpConn) * size_t(cap_), cfg_.prefault));
-  cold_ = static_cast<TcpConnStats*>(map_zeroed(sizeof(TcpConnStats) * size_t(cap_), cfg_.prefault));
+  links_ = static_cast<Link*>(map_zeroed(sizeof(Link) * size_t(cap_), cfg_.prefault));
+  keys6_ = static_cast<FlowKey*>(map_zeroed(sizeof(FlowKey) * size_t(cap_), false));  // IPv6 slots only
   buckets_ = static_cast<Bucket*>(map_zeroed(sizeof(Bucket) * size_t(n_buckets_), cfg_.prefault));
   heads_.resize(1 + kWheelSlots);
   for (uint32_t i = 0; i < heads_.size(); ++i) heads_[i] = {cap_ + i, cap_ + i};
@@ -107,13 +108,39 @@ TcpFlowTable::TcpFlowTable(const TcpFlowConfig& cfg) : cfg_(cfg) {
 
 TcpFlowTable::~TcpFlowTable() {
   unmap(conns_, sizeof(TcpConn) * size_t(cap_));
-  unmap(cold_, sizeof(TcpConnStats) * size_t(cap_));
+  unmap(links_, sizeof(Link) * size_t(cap_));
+  unmap(keys6_, sizeof(FlowKey) * size_t(cap_));
   unmap(buckets_, sizeof(Bucket) * size_t(n_buckets_));
 }
 
+// What the table keeps resident (prefaulted): entries, links, index. The
+// IPv6 key array (40 bytes per slot) is mapped lazily and only IPv6 slots
+// touch it: not counted.
 size_t TcpFlowTable::memory_bytes() const {
-  return map_size(sizeof(TcpConn) * size_t(cap_)) + map_size(sizeof(TcpConnStats) * size_t(cap_)) +
+  return map_size(sizeof(TcpConn) * size_t(cap_)) + map_size(sizeof(Link) * size_t(cap_)) +
          map_size(sizeof(Bucket) * size_t(n_buckets_)) + heads_.size() * sizeof(Link) + sizeof(*this);
+}
+
+FlowKey TcpFlowTable::key(uint32_t slot) const {
+  const ConnKey& c = conns_[slot].key;
+  if (!c.is_v4()) return keys6_[slot];
+  FlowKey k;
+  std::memset(&k, 0, sizeof(k));
+  std::memcpy(k.addr[0], &c.a4[0], 4);
+  std::memcpy(k.addr[1], &c.a4[1], 4);
+  k.port[0] = c.port[0];
+  k.port[1] = c.port[1];
+  k.vlan = c.vlan;
+  k.family = c.family;
+  k.proto = c.proto;
+  return k;
+}
+
+void TcpFlowTable::set_key(uint32_t slot, const FlowKey& k) {
+  uint64_t w[2];
+  conn_key_words(k, w[0], w[1]);
+  std::memcpy(&conns_[slot].key, w, sizeof(w));
+  if (!k.is_v4()) keys6_[slot] = k;
 }
 
 // ---- index ----
@@ -124,11 +151,13 @@ uint32_t TcpFlowTable::b2(uint32_t h) const {
 }
 
 uint32_t TcpFlowTable::find(const FlowKey& k, uint32_t h) const {
+  uint64_t w0, w1;
+  conn_key_words(k, w0, w1);
   for (uint32_t b : {b1(h), b2(h)}) {
     const Bucket& bk = buckets_[b];
     for (unsigned m = match_mask(bk.sig, h); m; m &= m - 1) {
       const uint32_t s1 = bk.slot1[__builtin_ctz(m)];
-      if (s1 && conns_[s1 - 1].key == k) return s1 - 1;
+      if (s1 && key_eq(s1 - 1, k, w0, w1)) return s1 - 1;
     }
   }
   return kNoSlot;
@@ -147,7 +176,7 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
       __builtin_prefetch(bk[i]);
     }
     // Most hits sit in the first bucket with a unique signature: fetch that
-    // entry's both lines (the update touches d[]) and its counters now.
+    // entry's both lines now (key and counters, d[] for the update).
     for (unsigned i = 0; i < m; ++i) {
       const unsigned mm = match_mask(bk[i]->sig, get(base + i).second);
       const uint32_t s1 = mm ? bk[i]->slot1[__builtin_ctz(mm)] : 0;
@@ -156,7 +185,6 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
         const char* e = reinterpret_cast<const char*>(&conns_[s1 - 1]);
         __builtin_prefetch(e, 1);
         __builtin_prefetch(e + 64, 1);
-        __builtin_prefetch(&cold_[s1 - 1], 1);
         for (unsigned c = 0; c < n_comp_; ++c) {
           const char* p = comp_[c].base + size_t(s1 - 1) * comp_[c].stride + comp_[c].offset;
           for (unsigned l = 0; l < comp_[c].lines; ++l) __builtin_prefetch(p + 64 * l, 1);
@@ -165,7 +193,7 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
     }
     for (unsigned i = 0; i < m; ++i) {
       const auto [k, h] = get(base + i);
-      slots[base + i] = (cand[i] != kNoSlot && conns_[cand[i]].key == *k) ? cand[i] : find(*k, h);
+      slots[base + i] = (cand[i] != kNoSlot && key_eq(cand[i], *k)) ? cand[i] : find(*k, h);
     }
   }
 }
@@ -176,15 +204,6 @@ void TcpFlowTable::lookup_bulk(const FlowKey* keys, const uint32_t* hashes, unsi
 
 void TcpFlowTable::lookup_bulk(const TcpSegment* segs, unsigned n, uint32_t* slots) const {
   lookup_bulk_impl(n, [&](unsigned i) { return std::pair{&segs[i].key, segs[i].hash}; }, slots);
-}
-
-void TcpFlowTable::track_bulk(const TcpSegment* segs, unsigned n, uint32_t now_ms, TrackResult* out) {
-  uint32_t slots[kBulk];
-  for (unsigned base = 0; base < n; base += kBulk) {
-    const unsigned m = std::min(kBulk, n - base);
-    lookup_bulk(segs + base, m, slots);
-    for (unsigned i = 0; i < m; ++i) out[base + i] = track(segs[base + i], now_ms, slots[i]);
-  }
 }
 
 int TcpFlowTable::free_way(uint32_t b) const {
@@ -267,7 +286,7 @@ uint32_t TcpFlowTable::alloc(const FlowKey& k, uint32_t h) {
   uint32_t slot;
   if (free_head_ != kNoSlot) {
     slot = free_head_;
-    free_head_ = conns_[slot].next;
+    free_head_ = links_[slot].next;
   } else {
     slot = bump_++;
   }
@@ -281,14 +300,14 @@ bool TcpFlowTable::remove(uint32_t slot, RemoveReason why) {
   TcpConn& c = conns_[slot];
   if (c.state == TcpState::kFree) return false;
   for (unsigned i = 0; i < n_hooks_; ++i) hooks_[i].fn(hooks_[i].ctx, slot, c, why);
-  index_erase(slot, flow_key_hash(c.key));
+  index_erase(slot, flow_key_hash(key(slot)));
   list_unlink(slot);
   if (tcp_state_embryonic(c.state)) --embryonic_;
   --live_;
   ++stats_.removed[static_cast<size_t>(why)];
   c.state = TcpState::kFree;
   ++c.gen;
-  c.next = free_head_;
+  links_[slot].next = free_head_;
   free_head_ = slot;
   return true;
 }
@@ -334,19 +353,6 @@ void TcpFlowTable::list_unlink(uint32_t i) {
   next_of(p) = n;
   prev_of(n) = p;
   prev_of(i) = next_of(i) = i;
-}
-
-uint64_t TcpFlowTable::clock(uint32_t now_ms) {
-  if (!started_) {
-    started_ = true;
-    now32_ = now_ms;
-    now64_ = now_ms;
-    cursor_ = now64_ / cfg_.wheel_tick_ms;
-  } else if (static_cast<int32_t>(now_ms - now32_) > 0) {  // never run backwards
-    now64_ += now_ms - now32_;
-    now32_ = now_ms;
-  }
-  return now64_;
 }
 
 uint32_t TcpFlowTable::timeout_of(TcpState s) const {
@@ -404,14 +410,15 @@ unsigned TcpFlowTable::tick(uint32_t now_ms, unsigned budget) {
 // ---- control plane ----
 
 namespace {
-TcpConnView make_view(uint32_t slot, const TcpConn& c, const TcpConnStats& st, uint32_t now) {
+TcpConnView make_view(uint32_t slot, const TcpConn& c, const FlowKey& k, uint32_t now) {
   TcpConnView v;
   v.slot = slot;
   v.gen = c.gen;
   v.age_ms = now - c.created;
   v.idle_ms = now - c.last_seen;
+  v.key = k;
   v.conn = c;
-  v.stats = st;
+  v.stats = c.stats;
   return v;
 }
 }  // namespace
@@ -422,7 +429,7 @@ size_t TcpFlowTable::snapshot(uint32_t now_ms, uint32_t start, size_t max, std::
   uint32_t i = start;
   for (; i < bump_ && n < max; ++i) {
     if (conns_[i].state == TcpState::kFree) continue;
-    out.push_back(make_view(i, conns_[i], cold_[i], now_ms));
+    out.push_back(make_view(i, conns_[i], key(i), now_ms));
     ++n;
   }
   if (next) *next = i < bump_ ? i : kNoSlot;
@@ -438,8 +445,8 @@ std::vector<TcpConnView> TcpFlowTable::top_n(uint32_t now_ms, size_t n, TopBy by
     if (c.state == TcpState::kFree) continue;
     uint64_t m = 0;
     switch (by) {
-      case TopBy::kBytes: m = cold_[i].bytes[0] + cold_[i].bytes[1]; break;
-      case TopBy::kPackets: m = cold_[i].pkts[0] + cold_[i].pkts[1]; break;
+      case TopBy::kBytes: m = c.stats.bytes[0] + c.stats.bytes[1]; break;
+      case TopBy::kPackets: m = c.stats.pkts[0] + c.stats.pkts[1]; break;
       case TopBy::kAge: m = now_ms - c.created; break;
     }
     if (heap.size() < n) heap.push({m, i});
@@ -451,7 +458,7 @@ std::vector<TcpConnView> TcpFlowTable::top_n(uint32_t now_ms, size_t n, TopBy by
   std::vector<TcpConnView> out(heap.size());
   for (size_t k = heap.size(); k-- > 0; heap.pop()) {
     const uint32_t i = heap.top().second;
-    out[k] = make_view(i, conns_[i], cold_[i], now_ms);
+    out[k] = make_view(i, conns_[i], key(i), now_ms);
   }
   return out;
 }

@@ -5,10 +5,15 @@
 // calls any method (the control plane asks the owner for a copy-out).
 //
 // Layout
-//  - conns_: capacity hot entries of 128 bytes (TcpConn), cold counters in a
-//    parallel array (TcpConnStats) indexed by the same slot. Stages keep their
-//    own per-connection state in further parallel arrays of capacity() slots
-//    and reset it on kEvCreated (or in a remove hook).
+//  - conns_: capacity hot entries of 128 bytes (TcpConn): line 1 the compact
+//    key (all of an IPv4 key), times, state and the per-connection counters;
+//    line 2 both directions' state. A packet of an IPv4 connection touches
+//    its index bucket and these two lines, nothing else. IPv6 addresses live
+//    in keys6_ (parallel, 40 bytes per slot, mapped lazily: only IPv6 slots
+//    ever touch it), aging-list links in links_ (8 bytes per slot, touched by
+//    list operations only). Stages keep their own per-connection state in
+//    further parallel arrays of capacity() slots and reset it on kEvCreated
+//    (or in a remove hook).
 //  - index: 2^k buckets of 8 (32-bit hash, slot) pairs, one cache line each,
 //    a key in one of two buckets; twice as many pairs as connections, so a
 //    full table still leaves buckets half empty and inserts rarely fail.
@@ -21,6 +26,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "cc/tcp_segment.h"
@@ -57,8 +63,8 @@ class TcpFlowTable {
  public:
   static constexpr uint32_t kNoSlot = ~0u;
   static constexpr unsigned kBulk = 64;  // lookups are pipelined in chunks of this many
-  static constexpr size_t kHotBytesPerConn = sizeof(TcpConn);
-  static constexpr size_t kColdBytesPerConn = sizeof(TcpConnStats);
+  static constexpr size_t kHotBytesPerConn = sizeof(TcpConn);  // counters included
+  static constexpr size_t kLinkBytesPerConn = 8;               // aging-list links
 
   explicit TcpFlowTable(const TcpFlowConfig& cfg = {});
   ~TcpFlowTable();
@@ -66,6 +72,11 @@ class TcpFlowTable {
   TcpFlowTable& operator=(const TcpFlowTable&) = delete;
 
   // ---- data path ----
+  // Prefetches the first index bucket of a key's hash. Call it as soon as the
+  // hash is known, while the batch's segments are still being built: the
+  // bucket then arrives while the rest of the batch is parsed instead of
+  // being one more DRAM round trip in lookup_bulk.
+  void prefetch(uint32_t hash) const { __builtin_prefetch(&buckets_[hash & mask_]); }
   uint32_t lookup(const FlowKey& k, uint32_t hash) const;
   // Bucket prefetch for all, then entry prefetch for all, then compare.
   void lookup_bulk(const FlowKey* keys, const uint32_t* hashes, unsigned n, uint32_t* slots) const;
@@ -80,7 +91,9 @@ class TcpFlowTable {
 
   TcpConn& conn(uint32_t slot) { return conns_[slot]; }
   const TcpConn& conn(uint32_t slot) const { return conns_[slot]; }
-  const TcpConnStats& conn_stats(uint32_t slot) const { return cold_[slot]; }
+  const TcpConnStats& conn_stats(uint32_t slot) const { return conns_[slot].stats; }
+  // The full key of a live slot (TcpConn::key holds only IPv4 addresses).
+  FlowKey key(uint32_t slot) const;
   // Does (slot, gen) still name a live connection? For references kept across batches.
   bool alive(uint32_t slot, uint32_t gen) const {
     return slot < cap_ && conns_[slot].state != TcpState::kFree && conns_[slot].gen == gen;
@@ -136,11 +149,24 @@ class TcpFlowTable {
   struct Link {
     uint32_t prev, next;
   };
+  static_assert(sizeof(Link) == kLinkBytesPerConn);
   static constexpr uint32_t kWheelSlots = 1024;
 
   uint32_t b1(uint32_t h) const { return h & mask_; }
   uint32_t b2(uint32_t h) const;
   uint32_t find(const FlowKey& k, uint32_t h) const;
+  // Does slot hold key k (w0, w1: conn_key_words(k))?
+  bool key_eq(uint32_t slot, const FlowKey& k, uint64_t w0, uint64_t w1) const {
+    uint64_t e[2];
+    std::memcpy(e, &conns_[slot].key, sizeof(e));
+    return e[0] == w0 && e[1] == w1 && (conns_[slot].key.family == 4 || keys6_[slot] == k);
+  }
+  bool key_eq(uint32_t slot, const FlowKey& k) const {
+    uint64_t w0, w1;
+    conn_key_words(k, w0, w1);
+    return key_eq(slot, k, w0, w1);
+  }
+  void set_key(uint32_t slot, const FlowKey& k);
   template <typename Get>
   void lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const;
   int free_way(uint32_t b) const;
@@ -150,7 +176,20 @@ class TcpFlowTable {
   bool evict_oldest_embryonic();
   void index_erase(uint32_t slot, uint32_t h);
 
-  uint64_t clock(uint32_t now_ms);
+  // The table's clock (never runs backwards); inline, it runs once per batch.
+  uint64_t clock(uint32_t now_ms) {
+    if (!started_) {
+      started_ = true;
+      now32_ = now_ms;
+      now64_ = now_ms;
+      cursor_ = now64_ / cfg_.wheel_tick_ms;
+    } else if (static_cast<int32_t>(now_ms - now32_) > 0) {
+      now64_ += now_ms - now32_;
+      now32_ = now_ms;
+    }
+    return now64_;
+  }
+  TrackResult track_one(const TcpSegment& s, uint32_t slot_hint);  // track() after the clock
   uint32_t timeout_of(TcpState s) const;
   void set_state(uint32_t slot, TcpState s, TrackResult& r);
   void update(uint32_t slot, const TcpSegment& s, TrackResult& r);
@@ -158,8 +197,8 @@ class TcpFlowTable {
   bool rst_acceptable(const TcpConn& c, const TcpSegment& s) const;
 
   // Intrusive lists over slots; indices >= cap_ are list heads.
-  uint32_t& next_of(uint32_t i) { return i < cap_ ? conns_[i].next : heads_[i - cap_].next; }
-  uint32_t& prev_of(uint32_t i) { return i < cap_ ? conns_[i].prev : heads_[i - cap_].prev; }
+  uint32_t& next_of(uint32_t i) { return i < cap_ ? links_[i].next : heads_[i - cap_].next; }
+  uint32_t& prev_of(uint32_t i) { return i < cap_ ? links_[i].prev : heads_[i - cap_].prev; }
   void list_push_back(uint32_t head, uint32_t i);
   void list_unlink(uint32_t i);
   uint32_t embryonic_head() const { return cap_; }
@@ -172,12 +211,13 @@ class TcpFlowTable {
   uint32_t mask_;
   uint32_t n_buckets_;
   TcpConn* conns_ = nullptr;
-  TcpConnStats* cold_ = nullptr;
+  Link* links_ = nullptr;     // aging-list links per slot (free slots: next = free list)
+  FlowKey* keys6_ = nullptr;  // IPv6 slots' full keys (lazily mapped)
   Bucket* buckets_ = nullptr;
   std::vector<Link> heads_;  // [0] embryonic LRU, [1 + w] wheel slot w
   uint32_t live_ = 0, embryonic_ = 0;
   uint32_t bump_ = 0;               // slots below have been used at least once
-  uint32_t free_head_ = kNoSlot;    // freed slots, linked through TcpConn::next
+  uint32_t free_head_ = kNoSlot;    // freed slots, linked through links_[].next
   bool started_ = false;
   uint32_t now32_ = 0;
   uint64_t now64_ = 0;              // ms, never wraps

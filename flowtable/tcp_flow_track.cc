@@ -16,73 +16,6 @@ namespace vsw {
 using net::Seq;
 using namespace dirflag;
 
-TrackResult TcpFlowTable::track(const TcpSegment& s, uint32_t now_ms, uint32_t slot) {
-  clock(now_ms);
-  TrackResult r{kNoSlot, s.dir, 0, 0};
-  if (slot >= cap_ || conns_[slot].state == TcpState::kFree || !(conns_[slot].key == s.key))
-    slot = find(s.key, s.hash);
-
-  // A fresh SYN on the tuple of a connection that is closing (or was only
-  // half seen) starts a new connection: ports get reused quickly.
-  if (slot != kNoSlot && s.syn() && !s.has_ack()) {
-    const TcpConn& c = conns_[slot];
-    const TcpDirState& snd = c.sender(s.dir);
-    const bool same_syn = snd.has(kSynSeen) && snd.isn == s.seq;
-    if ((tcp_state_closing(c.state) || c.state == TcpState::kMidOneWay) && !same_syn) {
-      remove(slot, RemoveReason::kRecycled);
-      slot = kNoSlot;
-      r.events |= kEvRecycled;
-    }
-  }
-
-  if (slot == kNoSlot) {
-    if (s.rst() || (s.fin() && !s.syn()) || (!s.syn() && !cfg_.create_midstream)) {
-      ++stats_.untracked;
-      r.events |= kEvUntracked;
-      return r;
-    }
-    slot = alloc(s.key, s.hash);
-    if (slot == kNoSlot) {
-      ++stats_.refused_full;
-      r.events |= kEvRefused;
-      return r;
-    }
-    TcpConn& c = conns_[slot];
-    const uint32_t gen = c.gen;
-    std::memset(static_cast<void*>(&c), 0, sizeof(c));
-    c.gen = gen;
-    c.key = s.key;
-    c.created = c.last_seen = now32_;
-    uint8_t initiator;
-    if (s.syn() && !s.has_ack()) {
-      c.state = TcpState::kSynSent;
-      initiator = s.dir;
-    } else if (s.syn()) {
-      c.state = TcpState::kSynRecv;
-      c.flags |= connflag::kSynAckFirst;
-      initiator = s.dir ^ 1;
-      ++stats_.created_synack;
-    } else {
-      // Clients usually sit on the higher (ephemeral) port.
-      c.state = TcpState::kMidOneWay;
-      c.flags |= connflag::kMidstream | connflag::kInitiatorGuessed;
-      initiator = s.key.port[1] > s.key.port[0] ? 1 : 0;
-      r.events |= kEvMidstream;
-      ++stats_.created_midstream;
-    }
-    if (initiator) c.flags |= connflag::kInitiator1;
-    cold_[slot] = TcpConnStats{};
-    ++live_;
-    ++embryonic_;
-    list_push_back(embryonic_head(), slot);
-    ++stats_.created;
-    r.events |= kEvCreated;
-  }
-  r.slot = slot;
-  update(slot, s, r);
-  return r;
-}
-
 void TcpFlowTable::set_state(uint32_t slot, TcpState st, TrackResult& r) {
   TcpConn& c = conns_[slot];
   if (c.state == st) return;
@@ -166,11 +99,11 @@ bool infer_wscale(const TcpDirState& S, TcpDirState& R) {
 
 }  // namespace
 
-void TcpFlowTable::update(uint32_t slot, const TcpSegment& s, TrackResult& r) {
+[[gnu::always_inline]] inline void TcpFlowTable::update(uint32_t slot, const TcpSegment& s, TrackResult& r) {
   TcpConn& c = conns_[slot];
   TcpDirState& S = c.sender(s.dir);
   TcpDirState& R = c.receiver(s.dir);
-  TcpConnStats& st = cold_[slot];
+  TcpConnStats& st = c.stats;
   ++st.pkts[s.dir];
   st.bytes[s.dir] += s.payload_len;
   c.last_seen = now32_;
@@ -261,7 +194,89 @@ void TcpFlowTable::update(uint32_t slot, const TcpSegment& s, TrackResult& r) {
     next = R.has(kFinSeen) ? TcpState::kClosed : TcpState::kFinWait;
   }
   // Reset is final; a late FIN must not revive it (only a new SYN recycles the tuple).
-  if (c.state != TcpState::kReset) set_state(slot, next, r);
+  if (c.state != TcpState::kReset && next != c.state) set_state(slot, next, r);
+}
+
+[[gnu::always_inline]] inline TrackResult TcpFlowTable::track_one(const TcpSegment& s, uint32_t slot) {
+  TrackResult r{kNoSlot, s.dir, 0, 0};
+  if (slot >= cap_ || conns_[slot].state == TcpState::kFree || !key_eq(slot, s.key))
+    slot = find(s.key, s.hash);
+
+  // A fresh SYN on the tuple of a connection that is closing (or was only
+  // half seen) starts a new connection: ports get reused quickly.
+  if (slot != kNoSlot && s.syn() && !s.has_ack()) {
+    const TcpConn& c = conns_[slot];
+    const TcpDirState& snd = c.sender(s.dir);
+    const bool same_syn = snd.has(kSynSeen) && snd.isn == s.seq;
+    if ((tcp_state_closing(c.state) || c.state == TcpState::kMidOneWay) && !same_syn) {
+      remove(slot, RemoveReason::kRecycled);
+      slot = kNoSlot;
+      r.events |= kEvRecycled;
+    }
+  }
+
+  if (slot == kNoSlot) {
+    if (s.rst() || (s.fin() && !s.syn()) || (!s.syn() && !cfg_.create_midstream)) {
+      ++stats_.untracked;
+      r.events |= kEvUntracked;
+      return r;
+    }
+    slot = alloc(s.key, s.hash);
+    if (slot == kNoSlot) {
+      ++stats_.refused_full;
+      r.events |= kEvRefused;
+      return r;
+    }
+    TcpConn& c = conns_[slot];
+    const uint32_t gen = c.gen;
+    std::memset(static_cast<void*>(&c), 0, sizeof(c));
+    c.gen = gen;
+    set_key(slot, s.key);
+    c.created = c.last_seen = now32_;
+    uint8_t initiator;
+    if (s.syn() && !s.has_ack()) {
+      c.state = TcpState::kSynSent;
+      initiator = s.dir;
+    } else if (s.syn()) {
+      c.state = TcpState::kSynRecv;
+      c.flags |= connflag::kSynAckFirst;
+      initiator = s.dir ^ 1;
+      ++stats_.created_synack;
+    } else {
+      // Clients usually sit on the higher (ephemeral) port.
+      c.state = TcpState::kMidOneWay;
+      c.flags |= connflag::kMidstream | connflag::kInitiatorGuessed;
+      initiator = s.key.port[1] > s.key.port[0] ? 1 : 0;
+      r.events |= kEvMidstream;
+      ++stats_.created_midstream;
+    }
+    if (initiator) c.flags |= connflag::kInitiator1;
+    ++live_;
+    ++embryonic_;
+    list_push_back(embryonic_head(), slot);
+    ++stats_.created;
+    r.events |= kEvCreated;
+  }
+  r.slot = slot;
+  update(slot, s, r);
+  return r;
+}
+
+TrackResult TcpFlowTable::track(const TcpSegment& s, uint32_t now_ms, uint32_t slot) {
+  clock(now_ms);
+  return track_one(s, slot);
+}
+
+// Here, next to track_one and update, so that the per-packet path inlines
+// into the batch loop (no calls per packet; the clock advances once per batch).
+void TcpFlowTable::track_bulk(const TcpSegment* segs, unsigned n, uint32_t now_ms, TrackResult* out) {
+  clock(now_ms);
+  uint32_t slots[kBulk];
+  for (unsigned base = 0; base < n; base += kBulk) {
+    const unsigned m = std::min(kBulk, n - base);
+    lookup_bulk(segs + base, m, slots);
+    for (unsigned i = 0; i < m; ++i) out[base + i] = track_one(segs[base + i], slots[i]);
+  }
 }
 
 }  // namespace vsw

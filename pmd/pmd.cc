@@ -268,8 +268,10 @@ void Pmd::track_flows(Batch& b) {
     const PktMeta& pm = meta(m);
     if (!(pm.flags & net::kFlagTcp) || (pm.flags & net::kFlagMalformed)) continue;
     const uint16_t gso = (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) ? m->tso_segsz : 0;
-    if (tcp_segment_from_meta(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pm, gso, f.seg[f.n]))
+    if (tcp_segment_from_meta(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), pm, gso, f.seg[f.n])) {
+      flows_->prefetch(f.seg[f.n].hash);  // the bucket arrives while the rest of the batch is built
       b.flow_idx[i] = static_cast<int8_t>(f.n++);
+    }
   }
   flows_->track_bulk(f.seg, f.n, now_ms_, f.res);
   b.flows = &f;

@@ -66,12 +66,14 @@ uint64_t metric_at(const TcpFlowTable& t, const MonitorStage& m, uint32_t s, uin
   return 0;
 }
 
-bool matches(const FlowQuery& q, const TcpConn& c, const MonCold& mc) {
+bool matches(const FlowQuery& q, const TcpFlowTable& t, uint32_t slot, const MonCold& mc) {
+  const TcpConn& c = t.conn(slot);
   if (q.port >= 0 && mc.port[0] != q.port && mc.port[1] != q.port) return false;
   if (q.family) {
     if (c.key.family != q.family) return false;
     const size_t n = q.family == 4 ? 4 : 16;
-    if (std::memcmp(c.key.addr[0], q.addr, n) != 0 && std::memcmp(c.key.addr[1], q.addr, n) != 0) return false;
+    const FlowKey k = t.key(slot);
+    if (std::memcmp(k.addr[0], q.addr, n) != 0 && std::memcmp(k.addr[1], q.addr, n) != 0) return false;
   }
   return true;
 }
@@ -117,7 +119,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
   const TcpConn& c = f.conn;
   nlohmann::json eps = nlohmann::json::array();
   for (uint8_t e = 0; e < 2; ++e) {
-    nlohmann::json ep = {{"addr", addr_str(c.key, e)},
+    nlohmann::json ep = {{"addr", addr_str(f.key, e)},
                          {"port", c.key.port[e]},
                          {"role", role_name(f.c.role[e])},
                          {"initiator", c.initiator() == e}};
@@ -148,8 +150,8 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
     const uint64_t total_lim = lt[0] + lt[1] + lt[2] + lt[3];
     nlohmann::json j = {
         {"from", s},
-        {"src", addr_str(c.key, s) + ":" + std::to_string(c.key.port[s])},
-        {"dst", addr_str(c.key, r) + ":" + std::to_string(c.key.port[r])},
+        {"src", addr_str(f.key, s) + ":" + std::to_string(c.key.port[s])},
+        {"dst", addr_str(f.key, r) + ":" + std::to_string(c.key.port[r])},
         {"bytes", f.st.bytes[s]},
         {"segs", f.st.pkts[s]},
         {"rtt_us", e2e},
@@ -229,8 +231,8 @@ nlohmann::json flow_row_compact(const FlowSnap& f) {
     if (lt[k] > lt[verdict]) verdict = k;
   const MonDir& d = f.h.d[s];
   return {{"id", std::to_string(f.pmd) + ":" + std::to_string(f.slot)},
-          {"src", addr_str(f.conn.key, s) + ":" + std::to_string(f.conn.key.port[s])},
-          {"dst", addr_str(f.conn.key, r) + ":" + std::to_string(f.conn.key.port[r])},
+          {"src", addr_str(f.key, s) + ":" + std::to_string(f.conn.key.port[s])},
+          {"dst", addr_str(f.key, r) + ":" + std::to_string(f.conn.key.port[r])},
           {"state", tcp_state_name(f.conn.state)},
           {"bytes", f.st.bytes[s]},
           {"rtt_us", e2e_rtt_us(f, s)},
@@ -274,7 +276,7 @@ FlowQueryResult query_flows(Datapath& dp, const FlowQuery& q) {
           if (c.state == TcpState::kFree) continue;
           ++live_seen;
           ++res.scanned;
-          if (!matches(q, c, m->cold(s))) continue;
+          if (!matches(q, *t, s, m->cold(s))) continue;
           ++res.matched;
           cand.emplace_back(metric_at(*t, *m, s, p.now_ms(), q.sort), s);
         }

@@ -125,6 +125,7 @@ void MonitorStage::snap(const TcpFlowTable& t, uint32_t slot, uint32_t now_ms, F
   f.age_ms = now_ms - c.created;
   f.idle_ms = now_ms - c.last_seen;
   f.now_us = now_us();
+  f.key = t.key(slot);
   f.conn = c;
   f.st = t.conn_stats(slot);
   f.h = st_[slot].h;

@@ -61,6 +61,7 @@ struct FlowSnap {
   uint32_t slot;
   uint32_t age_ms, idle_ms;
   uint32_t now_us;  // monitor clock when copied (open limit intervals end here)
+  FlowKey key;  // full key (conn.key holds only IPv4 addresses)
   TcpConn conn;
   TcpConnStats st;
   MonConn h;

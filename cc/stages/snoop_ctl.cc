@@ -93,8 +93,8 @@ nlohmann::json SnoopStage::dump(PmdContext& ctx, size_t max) const {
   for (const auto& v : views) {
     const Conn& c = conns_[v.slot];
     if (c.gen1 != v.conn.gen + 1 || c.mode == Mode::kNone) continue;
-    conns.push_back({{"guest", addr_str(v.conn.key, c.gdir)},
-                     {"peer", addr_str(v.conn.key, c.gdir ^ 1u)},
+    conns.push_back({{"guest", addr_str(v.key, c.gdir)},
+                     {"peer", addr_str(v.key, c.gdir ^ 1u)},
                      {"mode", mode_name(c.mode)},
                      {"guest_port", c.gport},
                      {"next_seq", c.enq},

@@ -349,7 +349,7 @@ void SnoopStage::send_ack(PmdContext& ctx, const Conn& c, uint32_t slot, uint32_
     ctr(kAckAllocFail).add();
     return;
   }
-  const FlowKey& k = table_->conn(slot).key;
+  const FlowKey k = table_->key(slot);  // full key (the entry keeps only IPv4 addresses)
   const bool v4 = k.is_v4();
   const bool tagged = c.flags & cflag::kTagged;
   const bool ts = (c.flags & cflag::kTs) && has_tsecr;
@@ -757,8 +757,8 @@ void SnoopStage::process(Batch& b, PmdContext& ctx) {
       if (!ps.enabled || !ps.up) continue;
       init_conn(c, tc, *s, m, in, ps.epoch);
       if (!off_keys_.empty()) {
-        std::vector<uint8_t> kb(reinterpret_cast<const uint8_t*>(&tc.key),
-                                reinterpret_cast<const uint8_t*>(&tc.key) + sizeof(FlowKey));
+        std::vector<uint8_t> kb(reinterpret_cast<const uint8_t*>(&s->key),  // the connection's key
+                                reinterpret_cast<const uint8_t*>(&s->key) + sizeof(FlowKey));
         if (off_keys_.count(kb)) {
           c.flags |= cflag::kConnOff;
           c.mode = Mode::kOff;

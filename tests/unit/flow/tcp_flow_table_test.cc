@@ -461,7 +461,7 @@ TEST(TcpFlowTable, TrackBulkSurvivesEvictionWithinBatch) {
   // stale hint must not be used; pair 0 gets a fresh entry of its own.
   ASSERT_TRUE(out[2].tracked());
   EXPECT_TRUE(out[2].events & kEvCreated);
-  EXPECT_TRUE(t.conn(out[2].slot).key == b[2].key);
+  EXPECT_TRUE(t.key(out[2].slot) == b[2].key);
   EXPECT_EQ(t.lookup(b[2].key, b[2].hash), out[2].slot);
   EXPECT_EQ(t.lookup(b[0].key, b[0].hash), TcpFlowTable::kNoSlot);  // evicted in turn
 }
@@ -475,6 +475,19 @@ TEST(TcpFlowTable, Ipv6Connection) {
   EXPECT_EQ(t.conn(slot).state, TcpState::kEstablished);
   EXPECT_EQ(t.conn(slot).key.family, 6);
   EXPECT_EQ(t.lookup(p.s2c(kAck, 1, 1).key, p.s2c(kAck, 1, 1).hash), slot);
+  EXPECT_TRUE(t.key(slot) == p.s2c(kAck, 1, 1).key);  // full key from the IPv6 key array
+  // Same ports, VLAN and family (the entry's compact part), another address: not found.
+  Pair q = p;
+  q.cip = "fd00::21";
+  EXPECT_EQ(t.lookup(q.s2c(kAck, 1, 1).key, q.s2c(kAck, 1, 1).hash), TcpFlowTable::kNoSlot);
+}
+
+TEST(TcpFlowTable, Ipv4KeyRoundTrip) {
+  TcpFlowTable t(small_cfg());
+  Pair p;
+  uint32_t slot = handshake(t, p, T0);
+  EXPECT_EQ(t.conn(slot).key.family, 4);
+  EXPECT_TRUE(t.key(slot) == p.s2c(kAck, 1, 1).key);
 }
 
 TEST(TcpFlowTable, RemoveHookGenerationAndFlush) {
@@ -526,8 +539,8 @@ TEST(TcpFlowTable, SnapshotAndTopN) {
 }
 
 TEST(TcpFlowTable, MemoryPerConnection) {
-  EXPECT_EQ(TcpFlowTable::kHotBytesPerConn, 128u);
-  EXPECT_EQ(TcpFlowTable::kColdBytesPerConn, 32u);
+  EXPECT_EQ(TcpFlowTable::kHotBytesPerConn, 128u);  // counters included
+  EXPECT_EQ(TcpFlowTable::kLinkBytesPerConn, 8u);
   TcpFlowConfig cfg;  // default: 1M connections, memory mapped lazily here
   cfg.prefault = false;
   TcpFlowTable t(cfg);
@@ -535,8 +548,8 @@ TEST(TcpFlowTable, MemoryPerConnection) {
   EXPECT_EQ(t.config().embryonic_max, 1u << 18);
   const double per = t.bytes_per_conn();
   RecordProperty("bytes_per_conn", std::to_string(per));
-  std::printf("bytes per connection at 1M: %.1f (hot %zu, cold %zu, index %.1f)\n", per,
-              TcpFlowTable::kHotBytesPerConn, TcpFlowTable::kColdBytesPerConn,
-              per - TcpFlowTable::kHotBytesPerConn - TcpFlowTable::kColdBytesPerConn);
-  EXPECT_LE(per, 180.0);
+  std::printf("bytes per connection at 1M: %.1f (entry %zu, links %zu, index %.1f)\n", per,
+              TcpFlowTable::kHotBytesPerConn, TcpFlowTable::kLinkBytesPerConn,
+              per - TcpFlowTable::kHotBytesPerConn - TcpFlowTable::kLinkBytesPerConn);
+  EXPECT_LE(per, 155.0);
 }
