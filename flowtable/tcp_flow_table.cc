@@ -165,7 +165,7 @@ uint32_t TcpFlowTable::find(const FlowKey& k, uint32_t h) const {
 
 uint32_t TcpFlowTable::lookup(const FlowKey& k, uint32_t hash) const { return find(k, hash); }
 
-template <typename Get>
+template <bool Validate, typename Get>
 void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const {
   const Bucket* bk[kBulk];
   uint32_t cand[kBulk];
@@ -192,18 +192,26 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
       }
     }
     for (unsigned i = 0; i < m; ++i) {
-      const auto [k, h] = get(base + i);
-      slots[base + i] = (cand[i] != kNoSlot && key_eq(cand[i], *k)) ? cand[i] : find(*k, h);
+      if constexpr (Validate) {
+        const auto [k, h] = get(base + i);
+        slots[base + i] = (cand[i] != kNoSlot && key_eq(cand[i], *k)) ? cand[i] : find(*k, h);
+      } else {
+        slots[base + i] = cand[i];
+      }
     }
   }
 }
 
 void TcpFlowTable::lookup_bulk(const FlowKey* keys, const uint32_t* hashes, unsigned n, uint32_t* slots) const {
-  lookup_bulk_impl(n, [&](unsigned i) { return std::pair{&keys[i], hashes[i]}; }, slots);
+  lookup_bulk_impl<true>(n, [&](unsigned i) { return std::pair{&keys[i], hashes[i]}; }, slots);
 }
 
 void TcpFlowTable::lookup_bulk(const TcpSegment* segs, unsigned n, uint32_t* slots) const {
-  lookup_bulk_impl(n, [&](unsigned i) { return std::pair{&segs[i].key, segs[i].hash}; }, slots);
+  lookup_bulk_impl<true>(n, [&](unsigned i) { return std::pair{&segs[i].key, segs[i].hash}; }, slots);
+}
+
+void TcpFlowTable::candidates(const TcpSegment* segs, unsigned n, uint32_t* slots) const {
+  lookup_bulk_impl<false>(n, [&](unsigned i) { return std::pair{&segs[i].key, segs[i].hash}; }, slots);
 }
 
 int TcpFlowTable::free_way(uint32_t b) const {

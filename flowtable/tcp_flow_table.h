@@ -167,8 +167,13 @@ class TcpFlowTable {
     return key_eq(slot, k, w0, w1);
   }
   void set_key(uint32_t slot, const FlowKey& k);
-  template <typename Get>
+  // Validate false: slots are the first-bucket candidates, unchecked (for
+  // track_bulk: track_one compares the key anyway and searches on a miss).
+  template <bool Validate, typename Get>
   void lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const;
+  // lookup_bulk's prefetches without its key comparison: the first-bucket
+  // candidate per segment (kNoSlot if none), which track_one validates.
+  void candidates(const TcpSegment* segs, unsigned n, uint32_t* slots) const;
   int free_way(uint32_t b) const;
   uint32_t alloc(const FlowKey& k, uint32_t h);
   bool evict_embryonic_in(uint32_t b);

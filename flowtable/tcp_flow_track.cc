@@ -274,7 +274,7 @@ void TcpFlowTable::track_bulk(const TcpSegment* segs, unsigned n, uint32_t now_m
   uint32_t slots[kBulk];
   for (unsigned base = 0; base < n; base += kBulk) {
     const unsigned m = std::min(kBulk, n - base);
-    lookup_bulk(segs + base, m, slots);
+    candidates(segs + base, m, slots);  // prefetched; track_one compares (one pass over the entries, not two)
     for (unsigned i = 0; i < m; ++i) out[base + i] = track_one(segs[base + i], slots[i]);
   }
 }
