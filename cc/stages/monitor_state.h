@@ -63,6 +63,12 @@ inline constexpr uint8_t kSynCounted = 1u << 1;  // some of that wait was counte
 // The sender has sent its FIN: nothing more to send, so its later silence
 // (waiting for the guest to acknowledge the peer's FIN) is not its limit.
 inline constexpr uint8_t kFinSent = 1u << 2;
+// New data started from idle (nothing outstanding, the sender silent beyond
+// thr_up): an application's write. Until an ACK comes back, the spacing of
+// that burst's segments says nothing about ACK clocking (an app-limited
+// sender writing 8 KB every few RTTs sends 6 segments back to back and then
+// waits: counted as prompt, its in-flight time read as network-limited).
+inline constexpr uint8_t kIdleBurst = 1u << 3;
 }  // namespace gflag
 
 namespace xflag {
@@ -144,7 +150,7 @@ struct alignas(64) MonDirWarm {
   uint32_t max_flight;
   uint8_t rq_n;           // how many timed segments are queued
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
-  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch, FIN sent)
+  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch; FIN sent; idle burst)
   uint8_t pad[1];
 };
 static_assert(sizeof(MonDirWarm) == 64);
@@ -795,7 +801,10 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
         if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
       } else {
-        const uint32_t bytes = static_cast<uint32_t>(top - seq);
+        // Payload bytes resent: the FIN's (or SYN's) sequence unit is no byte
+        // of a segment (a 264-byte FIN segment resent is one segment, not 2).
+        const uint32_t ctl = (s.fin() && top == end ? 1u : 0u) + (s.syn() && seq == Seq(s.seq) ? 1u : 0u);
+        const uint32_t bytes = static_cast<uint32_t>(top - seq) - std::min(ctl, static_cast<uint32_t>(top - seq));
         // Wire segments: the sender's MSS bounds a TSO / GRO super-packet's segments.
         uint32_t seg = s.seg_size ? s.seg_size : snd_st.mss;
         if (snd_st.mss && seg > snd_st.mss) seg = snd_st.mss;
@@ -843,7 +852,10 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         }
       }
       const bool prompt = d.last_evt && gap <= d.thr_up;
-      d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
+      if (d.nxt == d.una && !prompt) dw.gflags |= gflag::kIdleBurst;
+      else if (d.flags & dflag::kLastAck) dw.gflags &= static_cast<uint8_t>(~gflag::kIdleBurst);
+      if (!(dw.gflags & gflag::kIdleBurst) || d.nxt == d.una)
+        d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
       d.nxt = end.raw();
       if (mon_rtt_start(d, dw, end.raw(), now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
     }

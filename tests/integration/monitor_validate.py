@@ -215,7 +215,11 @@ def cmd_compare(a):
     for r in recs:
         scen.setdefault(r["label"], []).append(r)
     rows, result = [], {"scenarios": {}}
-    for label, rs in scen.items():
+    # Every scenario with samples or counts: short transfers may all end before
+    # the first sample, and their retransmission counts are checked all the same.
+    labels = list(scen) + [c["label"] for c in counts if c["label"] not in scen]
+    for label in labels:
+        rs = scen.get(label, [])
         kind = label.split(":")[0]
         by_conn = {}
         for r in rs:
