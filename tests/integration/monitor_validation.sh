@@ -8,8 +8,9 @@
 #
 # Scenarios (sequential; sender in L): bulk, application-limited (iperf3 -b),
 # receive-window-limited (small SO_RCVBUF at the receiver), lossy bulk, short
-# transfers. During each, `ss -tin` in L and `vswitchctl --json tcp-flows` are
-# read together every 0.5 s; monitor_validate.py compares them.
+# transfers. During each, L's tcp_info (netlink: what `ss -tin` prints) and the
+# monitor's tcp-flows (control socket) are read back to back every 0.5 s;
+# monitor_validate.py compares them.
 # Pass: retransmissions exact per scenario, RTT/flight/limited-by agreement
 # above the CI floors below (the benchmark bench/monitor/validate.sh reports
 # the real numbers), telemetry pages and closed-connection export work.
