@@ -433,6 +433,7 @@ inline uint32_t mon_guest_thr(const MonSide& s, const MonParams& p) {
 // already), the rest is guest scheduling.
 inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t now) {
   if (int32_t(from - d.lim_since) < 0) from = d.lim_since;
+  if (int32_t(now - from) <= 0) return;  // now: when the switch last saw the guest silent (mon_seen_us)
   mon_lim_close(d, dw, from);
   mon_add_lim(dw, kLimGuest, now - from);
   d.lim_since = now;
@@ -463,9 +464,14 @@ inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc, uint16
 inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, const uint16_t (&sil)[kLimGuest],
                                      uint32_t now) {
   if (dc.sil_from == d.last_ack && d.last_ack) {
+    // Only what was closed before `now` (the switch's last look, mon_seen_us):
+    // ACKs it handled after a stall of its own closed the stall too.
+    const uint32_t end = int32_t(now - d.lim_since) < 0 ? now : d.lim_since;
+    uint32_t cap = int32_t(end - d.last_ack) > 0 ? end - d.last_ack : 0;
     for (uint8_t k = 0; k < kLimGuest; ++k)
       if (sil[k]) {
-        const uint32_t us = uint32_t(sil[k]) * 8;
+        const uint32_t us = std::min(uint32_t(sil[k]) * 8, cap);
+        cap -= us;
         mon_sub_lim(dw, k, us);
         mon_add_lim(dw, kLimGuest, us);
       }
@@ -533,6 +539,22 @@ inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dc, uint32_t seq) {
 // implements it over the Datapath; tests fake it.
 //   uint8_t role(uint16_t port);
 //   bool guest_off(uint16_t port);   // guest not running / its ring full now
+//   uint32_t seen_us(uint32_t now);  // optional: the switch's last look at its rx rings (mon_seen_us)
+
+// Until when the switch saw a guest silent: a packet handled at now_us may
+// have waited in the switch's own rx ring since the PMD last drained it
+// (PmdContext::rx_seen_tsc), e.g. while the PMD thread was descheduled by
+// the host. That wait is the switch's, not the guest's: the guest-scheduling
+// checks measure silences up to this time. Without seen_us in Env: now_us.
+template <typename Env>
+inline uint32_t mon_seen_us(Env& env, uint32_t now_us) {
+  if constexpr (requires { env.seen_us(now_us); }) {
+    const uint32_t s = env.seen_us(now_us);
+    return int32_t(now_us - s) >= 0 ? s : now_us;
+  } else {
+    return now_us;
+  }
+}
 
 // The per-packet inference. h/c: the connection's state; s/r: the packet as
 // tracked by the flow table; conn: the table's entry (window scales, MSS);
@@ -605,11 +627,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // data (an ACK, a window update) shows the guest running: its silence
   // restarts there. (A guest receiver's silence, below, takes precedence when
   // both ends are guests.) After its FIN it has nothing more to send.
+  const uint32_t seen_us = mon_seen_us(env, now_us);
   if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
       fw.last_ack && !s.rst()) {
-    if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win &&
-        !(c.w[S].gflags & gflag::kFinSent)) {
-      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], now_us);
+    if (int32_t(seen_us - fw.last_ack) > int32_t(mon_guest_thr(c.side[S], p)) &&
+        uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win && !(c.w[S].gflags & gflag::kFinSent)) {
+      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], seen_us);
       o.guest_delay = 1;
     }
     if (s.seq_len() == 0) fw.last_ack = now_us;
@@ -631,10 +654,11 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // The gap since the last event must exceed the stall as well: a guest
     // that answers the sender's latest packet (e.g. a retransmission after an
     // RTO for data its full ring dropped) promptly was running.
-    const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
+    // (Both measured up to the switch's last look, mon_seen_us.)
+    const int32_t gap = had_evt ? int32_t(seen_us - d.last_evt) : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
-    if ((d.flags & dflag::kRcvGuest) && owed && gap > mon_guest_thr(c.side[S], p)) {
-      mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, now_us);
+    if ((d.flags & dflag::kRcvGuest) && owed && gap > int32_t(mon_guest_thr(c.side[S], p))) {
+      mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, seen_us);
       o.guest_delay = 1;
     }
     if (!(d.flags & dflag::kAck)) {
