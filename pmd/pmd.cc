@@ -516,11 +516,20 @@ int Pmd::run() {
   uint64_t sleep_ns = 0;
   unsigned empty_iters = 0;
   rte_mbuf* pkts[kBurst];
+  // rx_seen_tsc_: the previous iteration's start unless that iteration was
+  // still working off a backlog (a full burst); then the older value holds,
+  // for at most 50 ms (a PMD that never drains is not stalled but saturated).
+  uint64_t prev_t0 = 0;
+  bool prev_full = false;
+  const uint64_t seen_hold_max = hz / 20;
   log()->info("pmd {} running on lcore {} (idle sleep max {} us)", index_, lcore_, dp_.cfg.idle_sleep_max_us);
   while (!stop_.load(std::memory_order_relaxed)) {
     rcu().enter(rcu_slot_);
     const uint64_t t0 = rte_rdtsc();
     now_tsc_ = t0;
+    if (!prev_full || !rx_seen_tsc_ || t0 - rx_seen_tsc_ > seen_hold_max) rx_seen_tsc_ = prev_t0 ? prev_t0 : t0;
+    prev_t0 = t0;
+    prev_full = false;
     // Clocks by multiplication (a 64-bit division per iteration is measurable).
     now_ms_ = static_cast<uint32_t>((static_cast<unsigned __int128>(t0) * ms_mult) >> 64);
     now_s_ = now_ms_ / 1000;
@@ -534,6 +543,7 @@ int Pmd::run() {
       uint16_t n = p->rx_burst(r.queue, pkts, kBurst);
       if (!n) continue;
       got += n;
+      prev_full |= n == kBurst;
       process_rx(p, pkts, n);
       flush_tx();
       const uint64_t t_now = rte_rdtsc();

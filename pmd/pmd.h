@@ -57,6 +57,13 @@ class PmdContext {
   unsigned index() const { return index_; }
   uint64_t now_tsc() const { return now_tsc_; }
   uint32_t now_ms() const { return now_ms_; }
+  // The latest time this PMD's rx queues were seen drained: the start of the
+  // previous poll iteration, held while the PMD is still working off a
+  // backlog (an rx queue returned a full burst). A packet of this iteration
+  // may have waited in its ring since then, e.g. while this thread was
+  // descheduled by the host: a stage that times an endpoint's silence
+  // (monitor: guest scheduling) must not count that wait as the endpoint's.
+  uint64_t rx_seen_tsc() const { return rx_seen_tsc_; }
   // The PMD's TCP connection table (null if no TCP stage is in the pipeline).
   TcpFlowTable* flows() { return flows_.get(); }
   const TcpFlowTable* flows() const { return flows_.get(); }
@@ -67,6 +74,7 @@ class PmdContext {
   Datapath& dp_;
   unsigned index_;
   uint64_t now_tsc_ = 0;
+  uint64_t rx_seen_tsc_ = 0;
   uint32_t now_ms_ = 0;
   std::unique_ptr<TcpFlowTable> flows_;
 };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <ctime>
 #include <stdexcept>
 
 #include "bench/testbed/clock.h"
@@ -182,9 +183,19 @@ unsigned Bridge::service(Dir& d, uint64_t now) {
 }
 
 void Bridge::run(const std::atomic<bool>& stop, uint64_t deadline) {
+  const uint64_t stall_min = stall_min_us_ > 0 ? us_to_tsc(stall_min_us_) : 0;
+  uint64_t expect = 0;  // when this loop should be back (0: not known, e.g. after a closed gate)
+  auto stall = [&](uint64_t cycles) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    stalls_.push_back(Stall{uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000,
+                            static_cast<uint64_t>(tsc_to_us(cycles))});
+  };
   while (!stop.load(std::memory_order_relaxed)) {
     uint64_t now = now_tsc();
     if (now >= deadline) break;
+    if (stall_min && expect && now > expect + stall_min) stall(now - expect);
+    expect = 0;
     ++loops_;
     uint64_t change = kNever;
     if (gate_ && !gate_->open(now, &change)) {
@@ -195,7 +206,15 @@ void Bridge::run(const std::atomic<bool>& stop, uint64_t deadline) {
       continue;
     }
     unsigned work = service(dir_[0], now) + service(dir_[1], now);
-    if (work > 0) continue;
+    if (work > 0) {
+      if (stall_min) {
+        // A pass that took this long was preempted (moving a burst takes
+        // tens to hundreds of us, the guest stack's share included).
+        expect = now_tsc();
+        if (expect - now > stall_min) stall(expect - now);
+      }
+      continue;
+    }
     // Idle: sleep for the idle period, but wake for a stage's due packet, a
     // gate transition or the deadline, whichever comes first.
     now = now_tsc();
@@ -207,6 +226,7 @@ void Bridge::run(const std::atomic<bool>& stop, uint64_t deadline) {
       ++sleeps_;
       sleep_until(wake, cfg_.idle_sleep_us);
     }
+    if (stall_min) expect = std::max(wake, now);
   }
 }
 

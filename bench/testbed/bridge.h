@@ -128,6 +128,16 @@ class Bridge {
   const DirCounters& counters(int dir) const { return dir_[dir].c; }
   uint64_t sleeps() const { return sleeps_; }
   uint64_t loops() const { return loops_; }
+  // Host stalls: the loop came back more than stall_min_us after it should
+  // have (after work at once, after an idle sleep at its wake time): the
+  // thread was kept off its core (a runqueue wait, a late wakeup). Sleeps
+  // through a closed gate are not counted (the gate's own log has them).
+  // Intervals on CLOCK_MONOTONIC, us.
+  struct Stall {
+    uint64_t end_mono_us, dur_us;
+  };
+  void record_stalls(double min_us) { stall_min_us_ = min_us; }
+  const std::vector<Stall>& stalls() const { return stalls_; }
 
  private:
   struct Dir {
@@ -141,6 +151,8 @@ class Bridge {
   Dir dir_[2];
   Gate* gate_;
   uint64_t sleeps_ = 0, loops_ = 0;
+  double stall_min_us_ = 0;  // 0: not recorded
+  std::vector<Stall> stalls_;
 };
 
 // Installs SIGINT/SIGTERM handlers that set the returned flag.

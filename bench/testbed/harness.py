@@ -37,7 +37,7 @@ PORT = 5599
 COLS = ["run", "label", "config", "dir", "pattern", "size", "guest", "vpc", "load", "block", "flow", "seq",
         "round", "src_ns", "dst_ns", "t_s", "ok", "err", "tput_mbps", "fct_ms", "conn_ms", "sent_ms", "done_ms",
         "rx_first_ms", "retrans", "rto", "rto_recoveries", "dsack", "bytes_retrans", "srtt_ms", "min_rtt_ms",
-        "rto_ms", "cwnd", "segs_out", "rwnd_limited_ms", "r_ooo", "r_rcv_rtt_ms"]
+        "rto_ms", "cwnd", "segs_out", "rwnd_limited_ms", "r_ooo", "r_rcv_rtt_ms", "t_mono"]
 
 
 def log(*a):
@@ -269,7 +269,8 @@ def cmd_run(args):
                     for r in rows:
                         r.update({"run": run_id, "label": args.label, "config": cname, "dir": d, "pattern": pattern,
                                   "size": s, "guest": g, "vpc": bed.vpc[g - 1], "load": bed.load[g - 1], "block": b,
-                                  "t_s": "%.3f" % (r.get("t0", t_begin) - t_begin)})
+                                  "t_s": "%.3f" % (r.get("t0", t_begin) - t_begin),
+                                  "t_mono": "%.4f" % r.get("t0", t_begin)})  # CLOCK_MONOTONIC, host-wide
                         for k in ("tput_mbps", "fct_ms", "conn_ms", "sent_ms", "done_ms", "rx_first_ms", "srtt_ms",
                                   "min_rtt_ms", "rto_ms", "rwnd_limited_ms", "r_rcv_rtt_ms"):
                             if isinstance(r.get(k), float):

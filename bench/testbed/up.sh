@@ -232,7 +232,7 @@ for i in $(seq "$GUESTS"); do
   start "$DIR/vmsim-g$i.log" nice -n "$NICE" ip netns exec "${GNS[$k]}" "$VMSIM" --file-prefix "${P}_g$i" -m 128 \
     --single-file-segments --log-level=pmd.net.virtio.*:warning -- --vhost "$DIR/g$i.sock" --iface "${GIF[$k]}" \
     --mac "${GMAC[$k]}" --queue-size "$QSIZE" --vms-per-core "${GVPC[$k]}" --load "${GLOAD[$k]}" \
-    --slice-ms "$SLICE" --seed "${GSEED[$k]}" --csv "$DIR/sched-g$i.csv" --idle-sleep-us "$TOOL_IDLE" \
+    --slice-ms "$SLICE" --seed "${GSEED[$k]}" --csv "$DIR/sched-g$i.csv" --stall-csv "$DIR/stalls-g$i.csv" --idle-sleep-us "$TOOL_IDLE" \
     $GOFF $VMSIM_ARGS
   VMSIM_PIDS+=("$LAST_PID")
 done

@@ -25,7 +25,8 @@ namespace tb {
 namespace {
 
 struct Options {
-  std::string vhost, switch_tap, iface, mac, csv, freeze_cgroup;
+  std::string vhost, switch_tap, iface, mac, csv, freeze_cgroup, stall_csv;
+  double stall_min_us = 1000;
   bool server = false, guest_offloads = false, schedule_only = false;
   unsigned queue_size = 256, vms_per_core = 1, burst = 32;
   double slice_ms = 30, load_pct = 60, duration_s = 0, idle_sleep_us = 30;
@@ -275,6 +276,7 @@ int run(const std::string& prog, const std::vector<std::string>& eal, const Opti
   bc.burst = o.burst;
   bc.idle_sleep_us = o.idle_sleep_us;
   Bridge br(bc, &to_guest, &from_guest, &gate);
+  br.record_stalls(o.stall_min_us);
   const uint64_t deadline = o.duration_s > 0 ? t0 + us_to_tsc(o.duration_s * 1e6) : kNever;
   br.run(stop, deadline);
   gate.finish(now_tsc());
@@ -294,6 +296,24 @@ int run(const std::string& prog, const std::vector<std::string>& eal, const Opti
     std::printf("vmsim offload: csum_completed=%llu segmented=%llu segments=%llu drop_bad=%llu drop_nogso=%llu\n",
                 (unsigned long long)c.csum_completed, (unsigned long long)c.segmented,
                 (unsigned long long)c.segments, (unsigned long long)c.drop_bad, (unsigned long long)c.drop_nogso);
+  }
+  {  // the host's descheduling of this process on top of the schedule (Bridge::stalls)
+    uint64_t tot = 0, ge2 = 0, mx = 0;
+    for (const auto& st : br.stalls()) {
+      tot += st.dur_us;
+      ge2 += st.dur_us >= 2000 ? st.dur_us : 0;
+      mx = std::max<uint64_t>(mx, st.dur_us);
+    }
+    std::printf("vmsim host stalls (>= %.0f us late): n=%zu total_ms=%.1f ge2ms_ms=%.1f max_ms=%.1f\n", o.stall_min_us,
+                br.stalls().size(), tot / 1e3, ge2 / 1e3, mx / 1e3);
+    if (!o.stall_csv.empty()) {
+      if (std::FILE* f = std::fopen(o.stall_csv.c_str(), "w")) {
+        std::fprintf(f, "end_mono_us,dur_us\n");
+        for (const auto& st : br.stalls())
+          std::fprintf(f, "%llu,%llu\n", (unsigned long long)st.end_mono_us, (unsigned long long)st.dur_us);
+        std::fclose(f);
+      }
+    }
   }
   print_port("virtio", p_virtio);
   print_port("tap", p_tap);
@@ -333,6 +353,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of the schedule");
   app.add_option("--duration", o.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
   app.add_option("--csv", o.csv, "write the schedule (model and applied intervals) to this CSV at exit");
+  app.add_option("--stall-csv", o.stall_csv,
+                 "write the host stalls (loop back later than due by >= --stall-min-us: kept off its core) to this CSV "
+                 "at exit, CLOCK_MONOTONIC");
+  app.add_option("--stall-min-us", o.stall_min_us, "smallest host stall recorded (default 1000)");
   app.add_option("--idle-sleep-us", o.idle_sleep_us, "sleep after a poll that found nothing")
       ->check(CLI::Range(1.0, 10000.0));
   app.add_option("--burst", o.burst, "rx/tx burst size")->check(CLI::Range(1u, 256u));

@@ -58,6 +58,8 @@ struct MonitorStage::Env {
   MonitorStage& st;
   Datapath& dp;
   uint64_t now_tsc;
+  uint32_t seen;  // the PMD's last look at its rx rings (PmdContext::rx_seen_tsc), us
+  uint32_t seen_us(uint32_t) const { return seen; }
   uint8_t role(uint16_t port) const {
     const Port* p = dp.port(port);
     if (!p) return kRoleUnknown;
@@ -154,7 +156,7 @@ void MonitorStage::process(Batch& b, PmdContext& ctx) {
   const uint32_t now = mon_time_nz(static_cast<uint32_t>(tsc / tsc_per_us_));
   // Our state was prefetched by the table's lookup (add_companion in init);
   // the first batch after init and newly created entries miss once.
-  Env env{*this, ctx.dp(), tsc};
+  Env env{*this, ctx.dp(), tsc, ctx.rx_seen_tsc() ? mon_time_nz(static_cast<uint32_t>(ctx.rx_seen_tsc() / tsc_per_us_)) : now};
   uint32_t n[kCtrCount] = {};
   for (uint16_t i = 0; i < b.n; ++i) {
     const TcpSegment* s = b.seg(i);

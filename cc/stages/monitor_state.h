@@ -63,6 +63,12 @@ inline constexpr uint8_t kSynCounted = 1u << 1;  // some of that wait was counte
 // The sender has sent its FIN: nothing more to send, so its later silence
 // (waiting for the guest to acknowledge the peer's FIN) is not its limit.
 inline constexpr uint8_t kFinSent = 1u << 2;
+// New data started from idle (nothing outstanding, the sender silent beyond
+// thr_up): an application's write. Until an ACK comes back, the spacing of
+// that burst's segments says nothing about ACK clocking (an app-limited
+// sender writing 8 KB every few RTTs sends 6 segments back to back and then
+// waits: counted as prompt, its in-flight time read as network-limited).
+inline constexpr uint8_t kIdleBurst = 1u << 3;
 }  // namespace gflag
 
 namespace xflag {
@@ -144,7 +150,7 @@ struct alignas(64) MonDirWarm {
   uint32_t max_flight;
   uint8_t rq_n;           // how many timed segments are queued
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
-  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch, FIN sent)
+  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch; FIN sent; idle burst)
   uint8_t pad[1];
 };
 static_assert(sizeof(MonDirWarm) == 64);
@@ -427,6 +433,7 @@ inline uint32_t mon_guest_thr(const MonSide& s, const MonParams& p) {
 // already), the rest is guest scheduling.
 inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t now) {
   if (int32_t(from - d.lim_since) < 0) from = d.lim_since;
+  if (int32_t(now - from) <= 0) return;  // now: when the switch last saw the guest silent (mon_seen_us)
   mon_lim_close(d, dw, from);
   mon_add_lim(dw, kLimGuest, now - from);
   d.lim_since = now;
@@ -457,9 +464,14 @@ inline void mon_sil_note(const MonDir& b, uint32_t until, MonDirCold& dc, uint16
 inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, const uint16_t (&sil)[kLimGuest],
                                      uint32_t now) {
   if (dc.sil_from == d.last_ack && d.last_ack) {
+    // Only what was closed before `now` (the switch's last look, mon_seen_us):
+    // ACKs it handled after a stall of its own closed the stall too.
+    const uint32_t end = int32_t(now - d.lim_since) < 0 ? now : d.lim_since;
+    uint32_t cap = int32_t(end - d.last_ack) > 0 ? end - d.last_ack : 0;
     for (uint8_t k = 0; k < kLimGuest; ++k)
       if (sil[k]) {
-        const uint32_t us = uint32_t(sil[k]) * 8;
+        const uint32_t us = std::min(uint32_t(sil[k]) * 8, cap);
+        cap -= us;
         mon_sub_lim(dw, k, us);
         mon_add_lim(dw, kLimGuest, us);
       }
@@ -527,6 +539,22 @@ inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dc, uint32_t seq) {
 // implements it over the Datapath; tests fake it.
 //   uint8_t role(uint16_t port);
 //   bool guest_off(uint16_t port);   // guest not running / its ring full now
+//   uint32_t seen_us(uint32_t now);  // optional: the switch's last look at its rx rings (mon_seen_us)
+
+// Until when the switch saw a guest silent: a packet handled at now_us may
+// have waited in the switch's own rx ring since the PMD last drained it
+// (PmdContext::rx_seen_tsc), e.g. while the PMD thread was descheduled by
+// the host. That wait is the switch's, not the guest's: the guest-scheduling
+// checks measure silences up to this time. Without seen_us in Env: now_us.
+template <typename Env>
+inline uint32_t mon_seen_us(Env& env, uint32_t now_us) {
+  if constexpr (requires { env.seen_us(now_us); }) {
+    const uint32_t s = env.seen_us(now_us);
+    return int32_t(now_us - s) >= 0 ? s : now_us;
+  } else {
+    return now_us;
+  }
+}
 
 // The per-packet inference. h/c: the connection's state; s/r: the packet as
 // tracked by the flow table; conn: the table's entry (window scales, MSS);
@@ -599,11 +627,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // data (an ACK, a window update) shows the guest running: its silence
   // restarts there. (A guest receiver's silence, below, takes precedence when
   // both ends are guests.) After its FIN it has nothing more to send.
+  const uint32_t seen_us = mon_seen_us(env, now_us);
   if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
       fw.last_ack && !s.rst()) {
-    if (now_us - fw.last_ack > mon_guest_thr(c.side[S], p) && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win &&
-        !(c.w[S].gflags & gflag::kFinSent)) {
-      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], now_us);
+    if (int32_t(seen_us - fw.last_ack) > int32_t(mon_guest_thr(c.side[S], p)) &&
+        uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win && !(c.w[S].gflags & gflag::kFinSent)) {
+      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], seen_us);
       o.guest_delay = 1;
     }
     if (s.seq_len() == 0) fw.last_ack = now_us;
@@ -625,10 +654,11 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // The gap since the last event must exceed the stall as well: a guest
     // that answers the sender's latest packet (e.g. a retransmission after an
     // RTO for data its full ring dropped) promptly was running.
-    const uint32_t gap = had_evt ? now_us - d.last_evt : 0;
+    // (Both measured up to the switch's last look, mon_seen_us.)
+    const int32_t gap = had_evt ? int32_t(seen_us - d.last_evt) : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
-    if ((d.flags & dflag::kRcvGuest) && owed && gap > mon_guest_thr(c.side[S], p)) {
-      mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, now_us);
+    if ((d.flags & dflag::kRcvGuest) && owed && gap > int32_t(mon_guest_thr(c.side[S], p))) {
+      mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, seen_us);
       o.guest_delay = 1;
     }
     if (!(d.flags & dflag::kAck)) {
@@ -795,7 +825,10 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
         if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
       } else {
-        const uint32_t bytes = static_cast<uint32_t>(top - seq);
+        // Payload bytes resent: the FIN's (or SYN's) sequence unit is no byte
+        // of a segment (a 264-byte FIN segment resent is one segment, not 2).
+        const uint32_t ctl = (s.fin() && top == end ? 1u : 0u) + (s.syn() && seq == Seq(s.seq) ? 1u : 0u);
+        const uint32_t bytes = static_cast<uint32_t>(top - seq) - std::min(ctl, static_cast<uint32_t>(top - seq));
         // Wire segments: the sender's MSS bounds a TSO / GRO super-packet's segments.
         uint32_t seg = s.seg_size ? s.seg_size : snd_st.mss;
         if (snd_st.mss && seg > snd_st.mss) seg = snd_st.mss;
@@ -843,7 +876,10 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         }
       }
       const bool prompt = d.last_evt && gap <= d.thr_up;
-      d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
+      if (d.nxt == d.una && !prompt) dw.gflags |= gflag::kIdleBurst;
+      else if (d.flags & dflag::kLastAck) dw.gflags &= static_cast<uint8_t>(~gflag::kIdleBurst);
+      if (!(dw.gflags & gflag::kIdleBurst) || d.nxt == d.una)
+        d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
       d.nxt = end.raw();
       if (mon_rtt_start(d, dw, end.raw(), now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
     }

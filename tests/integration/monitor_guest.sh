@@ -5,8 +5,10 @@
 # Bulk iperf3 transfers to and from each guest (MON_GUEST_SECS, default 8 s)
 # and short 100 KB transfers (MON_GUEST_SHORT per guest and direction,
 # default 20), then tests/integration/monitor_guest.py judges the
-# closed-connection records against the off fraction vmsim applied. Fails
-# on the floors of monitor_guest.py --gate (CI floors, not the targets).
+# closed-connection records against the off fraction vmsim applied plus the
+# host's stalls of vmsim (its --stall-csv: on a loaded host the guest really
+# is descheduled). Fails on the floors of monitor_guest.py --gate (CI floors,
+# not the targets).
 # ~70-90 s. The bed is always brought down (trap), also on failure.
 . "$(dirname "$0")/lib.sh"
 require_root

@@ -7,8 +7,9 @@ bench/monitor/validate.sh (longer runs that write docs/monitor.md).
   recv    --port P [--rcvbuf B] [--timeout S]          sink: accept, read, discard
   send    --host H --port P [--seconds S | --bytes N] [--conns K] [--rate-mbit R] [--sndbuf B] [--cc NAME]
   sample  --ns NS --ctl 'VSWITCHCTL -s SOCK' --local IP --remote IP --seconds S --label L --out FILE
-          pairs `ss -tin` in the sender namespace with `vswitchctl --json tcp-flows`, taken
-          concurrently every --interval seconds, for every connection local -> remote
+          pairs the sender namespace's tcp_info (netlink, as `ss -tin`; read before and after)
+          with the monitor's tcp-flows (control socket, as `vswitchctl --json tcp-flows`)
+          every --interval seconds, for every connection local -> remote
   compare --samples FILE [--counts FILE] --out-json FILE [--out-md FILE] [--cmd TEXT]
           agreement per scenario (label prefix before ':' is the kind)
 
@@ -20,14 +21,13 @@ verdict for the same interval is the state with the largest increase of limited_
 """
 import argparse
 import json
-import re
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
+from tcp_diag import TcpDiag
 
 # ---------------------------------------------------------------- traffic
 
@@ -88,83 +88,50 @@ def cmd_send(a):
 
 # ---------------------------------------------------------------- sampling
 
-SS_KV = re.compile(r"([a-z_]+):(\S+)")
+def ctl_socket_of(ctl):
+    """'VSWITCHCTL -s SOCK' -> SOCK"""
+    w = ctl.split()
+    return w[w.index("-s") + 1]
 
 
-def parse_ss(text):
-    """ss -tinH output -> {(laddr, lport, raddr, rport): fields}"""
-    out, key = {}, None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if not line[0].isspace():
-            f = line.split()
-            if len(f) >= 5:
-                la, lp = f[3].rsplit(":", 1)
-                ra, rp = f[4].rsplit(":", 1)
-                key = (la, int(lp), ra, int(rp))
-            continue
-        if key is None:
-            continue
-        d = {}
-        for k, v in SS_KV.findall(line):
-            d[k] = v
-        d["app_limited"] = " app_limited" in line
-        m = re.search(r"delivery_rate (\S+?)bps", line)
-        if m:
-            d["delivery_rate"] = m.group(1)
-        out[key] = d
-        key = None
-    return out
-
-
-def ms_of(v):
-    """'1234ms' or '12ms(3.4%)' -> 1234.0"""
-    m = re.match(r"([\d.]+)ms", v or "")
-    return float(m.group(1)) if m else 0.0
-
-
-def ss_fields(d):
-    r = {}
-    if "rtt" in d:
-        a, b = d["rtt"].split("/")
-        r["rtt_us"], r["rttvar_us"] = float(a) * 1000, float(b) * 1000
-    for k in ("cwnd", "mss", "unacked", "ssthresh", "bytes_acked", "bytes_sent", "bytes_retrans"):
-        if k in d:
-            r[k] = int(d[k])
-    if "retrans" in d:
-        r["retrans_now"], r["retrans_total"] = (int(x) for x in d["retrans"].split("/"))
-    r["busy_ms"] = ms_of(d.get("busy"))
-    r["rwnd_limited_ms"] = ms_of(d.get("rwnd_limited"))
-    r["sndbuf_limited_ms"] = ms_of(d.get("sndbuf_limited"))
-    r["app_limited"] = d.get("app_limited", False)
-    return r
+def ctl_request(path, cmd, args, timeout=10):
+    """One request on vswitchd's control socket (newline-delimited JSON, as vswitchctl)."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(timeout)
+    try:
+        c.connect(path)
+        c.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
+        buf = b""
+        while b"\n" not in buf:
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        c.close()
+    return json.loads(buf.split(b"\n", 1)[0])
 
 
 def cmd_sample(a):
-    ctl = a.ctl.split()
+    # The reference (tcp_info over netlink, tcp_diag.py) is read right before
+    # and right after the monitor's table: the monitor's snapshot lies between
+    # the two (how far the reference moved meanwhile: the "bracket" figures;
+    # ~1-3 ms apart, where two `ss` processes were 20-35 ms apart).
+    diag = TcpDiag(a.ns)
+    sock = ctl_socket_of(a.ctl)
+    args = {"argv": [], "addr": a.local, "top": "64"}
     end = time.time() + a.seconds
     with open(a.out, "a") as out:
         while time.time() < end:
             t = time.time()
-            p_ss = subprocess.Popen(["ip", "netns", "exec", a.ns, "ss", "-tinH", "dst", a.remote],
-                                    stdout=subprocess.PIPE, text=True)
-            p_mon = subprocess.Popen(ctl + ["--json", "tcp-flows", "addr=" + a.local, "top=64"],
-                                     stdout=subprocess.PIPE, text=True)
-            ss_out, _ = p_ss.communicate(timeout=10)
-            mon_out, _ = p_mon.communicate(timeout=10)
-            # ss once more once the monitor's copy is done: the monitor's snapshot lies between
-            # the two ss snapshots (how far the reference moved meanwhile: the "bracket" figures).
-            t_mon = time.time()
-            ss2_out = subprocess.run(["ip", "netns", "exec", a.ns, "ss", "-tinH", "dst", a.remote],
-                                     stdout=subprocess.PIPE, text=True, timeout=10).stdout
-            t_ss2 = time.time()
+            ss = diag.dump()
             try:
-                mon = json.loads(mon_out)
-            except ValueError:
+                mon = ctl_request(sock, "tcp-flows", args).get("result", {"flows": []})
+            except (OSError, ValueError):
                 mon = {"flows": []}
-            ss = parse_ss(ss_out)
-            ss2 = parse_ss(ss2_out)
+            t_mon = time.time()
+            ss2 = diag.dump()
+            t_ss2 = time.time()
             dirs = {}
             for f in mon.get("flows", []):
                 for d in f["dirs"]:
@@ -173,17 +140,19 @@ def cmd_sample(a):
                     if sa == a.local:
                         dirs[(sa, int(sp), da, int(dp))] = dict(d, id=f["id"], state=f["state"])
             for key, s in ss.items():
-                if key in dirs and key[0] == a.local:
-                    m = dirs[key]
-                    if m["bytes"] < 1 or s.get("bytes_acked") == "0":
-                        continue
-                    rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": ss_fields(s), "mon": m,
-                           "t_mon_done": t_mon, "t_ss2": t_ss2}
-                    if key in ss2:
-                        rec["ss_after"] = ss_fields(ss2[key])
-                    out.write(json.dumps(rec) + "\n")
+                if key[2] != a.remote or key not in dirs:
+                    continue
+                m = dirs[key]
+                if m["bytes"] < 1 or not s.get("bytes_acked"):
+                    continue
+                rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": s, "mon": m,
+                       "t_mon_done": t_mon, "t_ss2": t_ss2}
+                if key in ss2:
+                    rec["ss_after"] = ss2[key]
+                out.write(json.dumps(rec) + "\n")
             out.flush()
             time.sleep(max(0.0, a.interval - (time.time() - t)))
+    diag.close()
 
 
 # ---------------------------------------------------------------- comparison
@@ -215,7 +184,11 @@ def cmd_compare(a):
     for r in recs:
         scen.setdefault(r["label"], []).append(r)
     rows, result = [], {"scenarios": {}}
-    for label, rs in scen.items():
+    # Every scenario with samples or counts: short transfers may all end before
+    # the first sample, and their retransmission counts are checked all the same.
+    labels = list(scen) + [c["label"] for c in counts if c["label"] not in scen]
+    for label in labels:
+        rs = scen.get(label, [])
         kind = label.split(":")[0]
         by_conn = {}
         for r in rs:

@@ -8,8 +8,9 @@
 #
 # Scenarios (sequential; sender in L): bulk, application-limited (iperf3 -b),
 # receive-window-limited (small SO_RCVBUF at the receiver), lossy bulk, short
-# transfers. During each, `ss -tin` in L and `vswitchctl --json tcp-flows` are
-# read together every 0.5 s; monitor_validate.py compares them.
+# transfers. During each, L's tcp_info (netlink: what `ss -tin` prints) and the
+# monitor's tcp-flows (control socket) are read back to back every 0.5 s;
+# monitor_validate.py compares them.
 # Pass: retransmissions exact per scenario, RTT/flight/limited-by agreement
 # above the CI floors below (the benchmark bench/monitor/validate.sh reports
 # the real numbers), telemetry pages and closed-connection export work.
@@ -61,6 +62,12 @@ ip -n "$L" link set "${TAG}h" up
 # The senders' congestion control: the namespace's default (the host's: bbr,
 # a paced sender, on this machine) unless MON_CC names one (per socket: iperf3
 # -C, monitor_validate.py send --cc; e.g. MON_CC=cubic).
+# MON_PCAP=DIR: headers of everything the sender namespace puts on the wire
+# (tcpdump on its tap), to check the monitor's counts against a capture.
+if [ -n "${MON_PCAP:-}" ]; then
+  require_cmd tcpdump
+  spawn tcpdump ip netns exec "$L" tcpdump -i "${TAG}h" -s 128 -w "$MON_PCAP/sender.pcap" -U tcp
+fi
 CC=${MON_CC:-$(ip netns exec "$L" sysctl -n net.ipv4.tcp_congestion_control)}
 log "sender congestion control: $CC"
 WOPT="--delay-ms ${MON_DELAY_MS:-2} --rate-mbit ${MON_RATE:-100} --queue-pkts 100 --idle-sleep-us 20"

@@ -26,7 +26,7 @@ fz_cleanup() {
 }
 trap fz_cleanup EXIT
 
-# The probe: ticks every 1 ms for DUR s; a tick gap >= 8 ms is a stop.
+# The probe: ticks every 1 ms for DUR s and lists its tick gaps >= 8 ms.
 DUR=6
 sh -c 'echo $$ >"$1/cgroup.procs" && exec "$2" -c "
 import time, json
@@ -38,7 +38,7 @@ while True:
     if t - last >= 0.008: stops.append((t - last) * 1e3)
     last = t
     if t >= end: break
-print(json.dumps({\"stops\": len(stops), \"stopped_ms\": sum(stops), \"total_ms\": $3 * 1e3}))
+print(json.dumps({\"gaps_ms\": stops, \"total_ms\": $3 * 1e3}))
 "' _ "$CG" "$PY" "$DUR" >"$TB_TMP/probe.json" 2>&1 &
 PROBE=$!
 TB_PIDS+=("$PROBE")
@@ -55,11 +55,21 @@ afrac=$(tb_kv "$TB_TMP/vmsim.log" "vmsim schedule applied" on_fraction)
 aoffs=$(tb_kv "$TB_TMP/vmsim.log" "vmsim schedule applied" off_count)
 atotal=$(tb_kv "$TB_TMP/vmsim.log" "vmsim schedule applied" total_ms)
 flat=$(tb_kv "$TB_TMP/vmsim.log" "vmsim freezer:" freeze_latency_mean_us)
-read -r pstops pstopped < <("$PY" -c "import json; j = json.load(open('$TB_TMP/probe.json')); print(j['stops'], j['stopped_ms'])")
+# A stop is a gap of at least half the shortest applied off period (30 ms
+# here): the host preempting the probe itself under load gives gaps of
+# 8-20 ms that are no freeze (counted apart, as "short gaps").
+read -r pstops pstopped pshort < <("$PY" -c "
+import csv, json
+offs = [(int(r['end_us']) - int(r['start_us'])) / 1e3 for r in csv.DictReader(open('$TB_TMP/sched.csv'))
+        if r['source'] == 'applied' and r['state'] == 'off']
+thr = max(8.0, min(offs) / 2) if offs else 8.0
+g = json.load(open('$TB_TMP/probe.json'))['gaps_ms']
+stops = [x for x in g if x >= thr]
+print(len(stops), sum(stops), len(g) - len(stops))")
 # Stopped time the probe saw, over the 5 s the schedule ran (the probe's
 # extra second ran unfrozen).
 pshare=$(awk -v s="$pstopped" -v t="$atotal" 'BEGIN { printf "%.4f", s / t }')
-echo "model on $mfrac, applied on $afrac ($aoffs off periods); probe: $pstops stops, stopped share $pshare;" \
+echo "model on $mfrac, applied on $afrac ($aoffs off periods); probe: $pstops stops ($pshort short gaps), stopped share $pshare;" \
   "mean freeze latency $flat us"
 tb_check "applied on-fraction $afrac == model's $mfrac +-0.03" "$afrac - $mfrac < 0.03 && $mfrac - $afrac < 0.03"
 tb_check "the probe was stopped as often as the schedule says ($pstops vs $aoffs, +-3)" \

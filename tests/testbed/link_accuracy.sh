@@ -13,7 +13,7 @@ A=tblaa$id B=tblab$id
 # start_link LOG WIRESIM_ARGS...: wiresim in A; its second tap moves to B.
 start_link() {
   local log=$1; shift
-  tb_bg "$log" ip netns exec "$A" "$WIRESIM" --file-prefix tblaw$id -m 128 -- \
+  tb_bg "$log" ip netns exec "$A" nice -n -10 "$WIRESIM" --file-prefix tblaw$id -m 128 -- \
     --port-a "tap:iface=tblaa$id,mac=02:77:02:00:00:01" --port-b "tap:iface=tblab$id,mac=02:77:02:00:00:02" "$@"
   WPID=$TB_LAST_PID
   tb_wait 15 ip -n "$A" link show "tblab$id" || { cat "$log"; tb_fail "wiresim taps did not appear"; }
@@ -31,8 +31,11 @@ echo "== delay 5 ms, rate 100 Mbit/s"
 start_link "$TB_TMP/w1.log" --delay-ms 5 --rate-mbit 100
 # The machine is shared: a measurement disturbed by other load (CPU taken
 # from wiresim for milliseconds) is repeated once before it counts as failed.
+# wiresim and ping run at nice -10: what is measured is the link's delay, not
+# how long a build on the other core keeps them from waking up (median
+# 12.7 ms for 10 without it, under two compilers).
 measure_rtt() {
-  ip netns exec "$A" ping -n -i 0.05 -c 30 -W 1 10.77.2.2 >"$TB_TMP/ping.out" || { cat "$TB_TMP/ping.out"; tb_fail "ping"; }
+  ip netns exec "$A" nice -n -10 ping -n -i 0.05 -c 30 -W 1 10.77.2.2 >"$TB_TMP/ping.out" || { cat "$TB_TMP/ping.out"; tb_fail "ping"; }
   sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' "$TB_TMP/ping.out" | sort -g >"$TB_TMP/rtt"
   p50=$(awk 'NR == 16' "$TB_TMP/rtt")
   min=$(head -1 "$TB_TMP/rtt")
