@@ -65,6 +65,15 @@ class Mon : public ::testing::Test {
     return c;
   }
   // One packet from the client (c2s) or the server; returns the inference output.
+  // n full segments from the client, 10 us apart, from seq on; returns the next seq.
+  uint32_t send_segments(uint32_t seq, int n) {
+    for (int k = 0; k < n; ++k) {
+      now_ += 10;
+      pkt(true, tf::kAck, seq, 5001, kMss);
+      seq += kMss;
+    }
+    return seq;
+  }
   MonOut pkt(bool c2s, uint8_t flags, uint32_t seq, uint32_t ack, uint32_t payload = 0, uint16_t win = 65535,
              std::vector<uint8_t> opts = {}) {
     TcpSpec t;
@@ -544,13 +553,7 @@ TEST_F(Mon, GuestReceiverSilenceCountsFromItsLastAck) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
   uint32_t seq = 1001;
-  auto send = [&](int n) {
-    for (int k = 0; k < n; ++k) {
-      now_ += 10;
-      pkt(true, tf::kAck, seq, 5001, kMss);
-      seq += kMss;
-    }
-  };
+  auto send = [&](int n) { seq = send_segments(seq, n); };
   send(4);
   now_ += 100;
   pkt(false, tf::kAck, 5001, seq);  // the guest's last ACK before it is descheduled
@@ -634,13 +637,7 @@ TEST_F(Mon, SwitchStallIsNotGuestTime) {
   env_.roles[kPortS] = kRoleGuest;  // receiver: a guest
   handshake();
   uint32_t seq = 1001;
-  auto send = [&](int n) {
-    for (int k = 0; k < n; ++k) {
-      now_ += 10;
-      pkt(true, tf::kAck, seq, 5001, kMss);
-      seq += kMss;
-    }
-  };
+  auto send = [&](int n) { seq = send_segments(seq, n); };
   send(4);
   now_ += 100;
   pkt(false, tf::kAck, 5001, seq);
