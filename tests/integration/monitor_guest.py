@@ -344,7 +344,6 @@ def cmd_judge(a):
         span = (c["m1"] - c["m0"]) if c.get("m1") else None
         row["stall_share"] = st / span if st is not None else None
         row["app_rd_share"] = app / span if app is not None else None
-        row["rd_share"] = row["stall_share"]
         row["pmd_rd_share"] = pmd / span if pmd is not None else None
         row.update({"dur_ms": dur, "limited_ms": lm, "verdict": d["limited_by"],
                     "guest_time_share": min(1.0, lm["guest_scheduling"] / dur),
@@ -357,7 +356,7 @@ def cmd_judge(a):
         # ones during which the guest owed an answer and the peer stopped
         # sending too: the reference is a band, [applied, applied + stalls],
         # widened by the tolerance.
-        rds = row["rd_share"] or 0.0
+        rds = row["stall_share"] or 0.0
         if row["vpc"] > 1:
             check(row["verdict"] == "guest_scheduling", "%s: verdict %s, not guest_scheduling" % (tag, row["verdict"]))
             if ref is not None:
@@ -385,7 +384,7 @@ def cmd_judge(a):
     hcsv = os.path.join(a.out, "harness", "results.csv")
     if os.path.exists(hcsv):
         hrows = [r for r in csv.DictReader(open(hcsv)) if r["ok"] in ("1", "True", "true")]
-        fct, rdms = {}, {}
+        fct, stall_ms = {}, {}
         for r in hrows:
             k = (int(r["guest"]), r["dir"])
             fct.setdefault(k, []).append(float(r["fct_ms"]))
@@ -393,7 +392,7 @@ def cmd_judge(a):
             t1 = t + float(r["fct_ms"]) / 1000 if t else None
             y = overlap_s(stalls.get(k[0]), t, t1, a.stall_min_ms / 1000)
             if y is not None:
-                rdms[k] = rdms.get(k, 0.0) + y * 1000
+                stall_ms[k] = stall_ms.get(k, 0.0) + y * 1000
         short = {}
         for r in recs:
             if not any(e["port"] == 5599 for e in r["endpoints"]):
@@ -425,14 +424,14 @@ def cmd_judge(a):
                 # holds its host stalls: per transfer stall_alone / fc more
                 # (additive model) may be guest time of the consolidated one.
                 fa_sum = sum(fct[(alone[0], dr)])
-                ra = rdms.get((alone[0], dr), 0.0) / fa_sum if fa_sum else 0.0
+                ra = stall_ms.get((alone[0], dr), 0.0) / fa_sum if fa_sum else 0.0
                 ref_hi = min(1.0, ref + ra * fa / fc)
             rs = sorted(s["rtt_share"])
             rows.append({"kind": "short", "guest": gi, "dir": dr, "vpc": guests[gi]["vpc"], "n": s["n"],
                          "fct_sum_ms": f, "guest_ms": s["guest_ms"],
                          "guest_time_share": min(1.0, s["guest_ms"] / f) if f else None, "off_ref": ref,
                          "off_ref_hi": ref_hi,
-                         "rd_share": rdms[(gi, dr)] / f if f and (gi, dr) in rdms else None,
+                         "stall_share": stall_ms[(gi, dr)] / f if f and (gi, dr) in stall_ms else None,
                          "guest_share_rtt": rs[len(rs) // 2] if rs else None})
         for dr in ("rx", "tx"):
             sc = [r for r in rows if r["kind"] == "short" and r["dir"] == dr]
@@ -447,7 +446,7 @@ def cmd_judge(a):
                 check(ref - t <= g <= hi + t, "short %s: guest share of FCT %.2f outside [FCT excess %.2f, + "
                       "unconsolidated guest's host stalls = %.2f] ± %.2f" % (dr, g, ref, hi, t))
             if u and u[0]["guest_time_share"] is not None:
-                rds = u[0]["rd_share"] or 0.0
+                rds = u[0]["stall_share"] or 0.0
                 check(u[0]["guest_time_share"] <= rds + 0.15,
                       "short %s: unconsolidated guest share of FCT %.2f > vmsim host stalls %.2f + 0.15"
                       % (dr, u[0]["guest_time_share"], rds))
@@ -473,7 +472,7 @@ def cmd_judge(a):
                 "%.0f" % r["mbps"] if r.get("mbps") else "—"))
         else:
             md.append("| %d × 100 KB %s | %d (%d) | %s (FCT excess) | %s / — | %s of FCT | — | %d / — / — / — | %s (median) | — | — |" % (
-                r["n"], r["dir"], r["guest"], r["vpc"], pct(r["off_ref"]), pct(r.get("rd_share")),
+                r["n"], r["dir"], r["guest"], r["vpc"], pct(r["off_ref"]), pct(r.get("stall_share")),
                 pct(r["guest_time_share"]), r["guest_ms"], pct(r["guest_share_rtt"])))
     md.append("")
     sch = []
