@@ -501,6 +501,15 @@ inline bool mon_rtt_start(MonDir& d, MonDirWarm& dc, uint32_t end, uint32_t now,
   return false;
 }
 
+// Removes the queued timed segments [from, from + n) (n >= 1, within rq_n).
+inline void mon_rq_erase(MonDirWarm& dc, uint32_t from, uint32_t n) {
+  for (uint32_t j = from + n; j < dc.rq_n; ++j) {
+    dc.rq_end[j - n] = dc.rq_end[j];
+    dc.rq_t[j - n] = dc.rq_t[j];
+  }
+  dc.rq_n = static_cast<uint8_t>(dc.rq_n - n);
+}
+
 // Drops the timed segments an ACK up to ack covers; the next becomes the head.
 inline void mon_rtt_pop(MonDir& d, MonDirWarm& dc, uint32_t ack) {
   uint32_t i = 0;
@@ -508,11 +517,7 @@ inline void mon_rtt_pop(MonDir& d, MonDirWarm& dc, uint32_t ack) {
   if (i < dc.rq_n) {
     d.rtt_end = dc.rq_end[i];
     d.rtt_t = dc.rq_t[i];
-    for (uint32_t j = i + 1; j < dc.rq_n; ++j) {
-      dc.rq_end[j - i - 1] = dc.rq_end[j];
-      dc.rq_t[j - i - 1] = dc.rq_t[j];
-    }
-    dc.rq_n = static_cast<uint8_t>(dc.rq_n - (i + 1));
+    mon_rq_erase(dc, 0, i + 1);
   } else {
     d.rtt_t = 0;
     dc.rq_n = 0;
@@ -724,11 +729,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         for (uint32_t j = 0; j < dw.rq_n; ++j)
           if (sacked(dw.rq_end[j])) {
             t = dw.rq_t[j];
-            for (uint32_t k = j + 1; k < dw.rq_n; ++k) {
-              dw.rq_end[k - 1] = dw.rq_end[k];
-              dw.rq_t[k - 1] = dw.rq_t[k];
-            }
-            --dw.rq_n;
+            mon_rq_erase(dw, j, 1);
             break;
           }
       }
@@ -827,7 +828,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       } else {
         // Payload bytes resent: the FIN's (or SYN's) sequence unit is no byte
         // of a segment (a 264-byte FIN segment resent is one segment, not 2).
-        const uint32_t ctl = (s.fin() && top == end ? 1u : 0u) + (s.syn() && seq == Seq(s.seq) ? 1u : 0u);
+        const uint32_t ctl = (s.fin() && top == end ? 1u : 0u) + (s.syn() ? 1u : 0u);
         const uint32_t bytes = static_cast<uint32_t>(top - seq) - std::min(ctl, static_cast<uint32_t>(top - seq));
         // Wire segments: the sender's MSS bounds a TSO / GRO super-packet's segments.
         uint32_t seg = s.seg_size ? s.seg_size : snd_st.mss;
