@@ -25,7 +25,7 @@ TCP_STATES_ALL = 0xFFFFFFFF & ~(1 << 10)  # all but LISTEN
 # struct tcp_info (include/uapi/linux/tcp.h), the fields the validation uses:
 # name -> (offset, struct format)
 TCP_INFO = {
-    "state": (0, "B"), "flags7": (7, "B"),  # bit 0 of byte 7: delivery_rate_app_limited
+    "flags7": (7, "B"),  # bit 0 of byte 7: delivery_rate_app_limited
     "snd_mss": (16, "I"), "unacked": (24, "I"), "retrans": (36, "I"),
     "rtt": (68, "I"), "rttvar": (72, "I"), "snd_ssthresh": (76, "I"), "snd_cwnd": (80, "I"),
     "total_retrans": (100, "I"), "bytes_acked": (120, "Q"),
