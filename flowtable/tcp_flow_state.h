@@ -179,8 +179,7 @@ struct TcpConnView {
   uint32_t age_ms;
   uint32_t idle_ms;
   FlowKey key;         // the full key (conn.key holds only the IPv4 addresses)
-  TcpConn conn;
-  TcpConnStats stats;  // = conn.stats
+  TcpConn conn;        // counters included (conn.stats)
 };
 
 }  // namespace vsw

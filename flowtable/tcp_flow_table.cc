@@ -426,7 +426,6 @@ TcpConnView make_view(uint32_t slot, const TcpConn& c, const FlowKey& k, uint32_
   v.idle_ms = now - c.last_seen;
   v.key = k;
   v.conn = c;
-  v.stats = c.stats;
   return v;
 }
 }  // namespace

@@ -47,7 +47,7 @@ bool parse_addr(const std::string& s, uint8_t& family, uint8_t addr[16]) {
   return false;
 }
 
-uint8_t main_dir(const FlowSnap& f) { return f.st.bytes[1] > f.st.bytes[0] ? 1 : 0; }
+uint8_t main_dir(const FlowSnap& f) { return f.conn.stats.bytes[1] > f.conn.stats.bytes[0] ? 1 : 0; }
 
 uint32_t e2e_rtt_us(const FlowSnap& f, uint8_t dir) { return f.c.side[dir & 1].srtt + f.c.side[(dir & 1) ^ 1].srtt; }
 
@@ -134,7 +134,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
     const MonDir& d = f.h.d[s];
     const MonDirCold& dc = f.c.d[s];
     const MonDirWarm& dw = f.c.w[s];
-    if (!detail && f.st.bytes[s] == 0 && s != main_dir(f)) continue;
+    if (!detail && f.conn.stats.bytes[s] == 0 && s != main_dir(f)) continue;
     const uint8_t r = s ^ 1;
     const uint32_t flight = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && net::Seq(d.nxt) > net::Seq(d.una)
                                 ? d.nxt - d.una
@@ -152,8 +152,8 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
         {"from", s},
         {"src", addr_str(f.key, s) + ":" + std::to_string(c.key.port[s])},
         {"dst", addr_str(f.key, r) + ":" + std::to_string(c.key.port[r])},
-        {"bytes", f.st.bytes[s]},
-        {"segs", f.st.pkts[s]},
+        {"bytes", f.conn.stats.bytes[s]},
+        {"segs", f.conn.stats.pkts[s]},
         {"rtt_us", e2e},
         {"rttvar_us", f.c.side[s].var + f.c.side[r].var},
         {"rtt_receiver_side_us", f.c.side[r].srtt},
@@ -205,7 +205,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
                         {"midstream", f.c.midstream != 0},
                         {"age_ms", f.age_ms},
                         {"idle_ms", f.idle_ms},
-                        {"bytes", f.st.bytes[0] + f.st.bytes[1]},
+                        {"bytes", f.conn.stats.bytes[0] + f.conn.stats.bytes[1]},
                         {"rtt_us", e2e_rtt_us(f, md)},
                         {"retrans", f.c.d[0].retrans + f.c.d[1].retrans},
                         {"endpoints", eps},
@@ -234,7 +234,7 @@ nlohmann::json flow_row_compact(const FlowSnap& f) {
           {"src", addr_str(f.key, s) + ":" + std::to_string(f.conn.key.port[s])},
           {"dst", addr_str(f.key, r) + ":" + std::to_string(f.conn.key.port[r])},
           {"state", tcp_state_name(f.conn.state)},
-          {"bytes", f.st.bytes[s]},
+          {"bytes", f.conn.stats.bytes[s]},
           {"rtt_us", e2e_rtt_us(f, s)},
           {"cwnd_lb", std::max(d.fl_max, d.fl_prev)},
           {"retrans", f.c.d[s].retrans},

@@ -129,7 +129,6 @@ void MonitorStage::snap(const TcpFlowTable& t, uint32_t slot, uint32_t now_ms, F
   f.now_us = now_us();
   f.key = t.key(slot);
   f.conn = c;
-  f.st = t.conn_stats(slot);
   f.h = st_[slot].h;
   f.c = st_[slot].c;
   f.reason = 0;

@@ -62,8 +62,7 @@ struct FlowSnap {
   uint32_t age_ms, idle_ms;
   uint32_t now_us;  // monitor clock when copied (open limit intervals end here)
   FlowKey key;  // full key (conn.key holds only IPv4 addresses)
-  TcpConn conn;
-  TcpConnStats st;
+  TcpConn conn;  // counters included (conn.stats)
   MonConn h;
   MonCold c;
   uint8_t reason;  // RemoveReason + 1 for closed-connection records, else 0

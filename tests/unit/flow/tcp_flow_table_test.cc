@@ -533,7 +533,7 @@ TEST(TcpFlowTable, SnapshotAndTopN) {
   auto top = t.top_n(T0 + 200, 5, TopBy::kBytes);
   ASSERT_EQ(top.size(), 5u);
   EXPECT_EQ(top[0].slot, slots[49]);
-  EXPECT_EQ(top[0].stats.bytes[1], 490u);
+  EXPECT_EQ(top[0].conn.stats.bytes[1], 490u);
   EXPECT_EQ(top[4].slot, slots[45]);
   EXPECT_EQ(t.top_n(T0, 500, TopBy::kPackets).size(), 50u);
 }
