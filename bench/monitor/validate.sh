@@ -3,7 +3,7 @@
 # with longer scenarios (MON_SECS, default 20 s each) ROUNDS times (default 3),
 # merges the paired samples, and writes the agreement table into
 # docs/monitor.md between the AGREEMENT markers. Then the guest-scheduling
-# scenario (tests/integration/monitor_guest.py on a test bed with a
+# scenario (tests/integration/monitor_guest.sh, longer: a test bed with a
 # consolidated and an unconsolidated vmsim guest; GUEST_SECS per bulk
 # transfer, default 20, GUEST_SHORT short transfers per guest and direction,
 # default 50) between the GUEST markers, unless NO_GUEST=1. Then the cost
@@ -56,21 +56,17 @@ fi
 if [ "${NO_GUEST:-0}" != 1 ]; then
   GSECS=${GUEST_SECS:-20} GSHORT=${GUEST_SHORT:-50}
   GCMD="NO_AGREEMENT=1 NO_COST=1 GUEST_SECS=$GSECS GUEST_SHORT=$GSHORT bench/monitor/validate.sh $BUILD_REL"
-  BED=${MON_BED:-mv} BED_DIR=${TB_RUN_DIR:-/tmp}/tb-${MON_BED:-mv}
-  echo "[validate] guest scenario (bed $BED)" >&2
-  "$ROOT/bench/testbed/down.sh" --name "$BED" >/dev/null 2>&1 || true
-  if VSW_BUILD=$BUILD "$ROOT/bench/testbed/up.sh" --name "$BED" --guests 2 --vms-per-core 3,1 --stages monitor \
-      --enabled monitor --switch-conf "$(printf '[stages.monitor]\nuplink_ports = ["uplink"]\nexport_path = "%s/closed.jsonl"' "$BED_DIR")" \
-      > "$OUT/guest-up.log" 2>&1; then
-    python3 "$ROOT/tests/integration/monitor_guest.py" run --env "$BED_DIR/env" --out "$OUT/guest" \
-      --secs "$GSECS" --short "$GSHORT" > "$OUT/guest-run.log" 2>&1 || echo "[validate] guest run failed (see $OUT/guest-run.log)" >&2
-    "$ROOT/bench/testbed/down.sh" --name "$BED" --save-logs "$OUT/guest/logs" >/dev/null 2>&1
+  echo "[validate] guest scenario (bed ${MON_BED:-mv})" >&2
+  # The CI test's run (bed up, transfers, bed down with its logs), longer;
+  # its CI floors may fail here: the table is judged again below either way.
+  if ! VSW_BUILD=$BUILD MON_GUEST_SECS=$GSECS MON_GUEST_SHORT=$GSHORT MON_RESULTS="$OUT/guest" \
+      "$ROOT/tests/integration/monitor_guest.sh" > "$OUT/guest-run.log" 2>&1; then
+    echo "[validate] guest run: the CI floors failed or the run broke (kept, see $OUT/guest-run.log)" >&2
+  fi
+  if [ -f "$OUT/guest/cases.json" ]; then
     python3 "$ROOT/tests/integration/monitor_guest.py" judge --out "$OUT/guest" --logs "$OUT/guest/logs" \
       --cmd-line "$GCMD" > /dev/null || true
     cp "$OUT/guest/guest.md" "$OUT/guest.md" 2>/dev/null || true
-  else
-    echo "[validate] up.sh failed (see $OUT/guest-up.log)" >&2
-    "$ROOT/bench/testbed/down.sh" --name "$BED" >/dev/null 2>&1 || true
   fi
 fi
 
