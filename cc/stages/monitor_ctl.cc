@@ -205,6 +205,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
                         {"midstream", f.c.midstream != 0},
                         {"age_ms", f.age_ms},
                         {"idle_ms", f.idle_ms},
+                        {"copied_mono_ns", f.mono_ns},
                         {"bytes", f.conn.stats.bytes[0] + f.conn.stats.bytes[1]},
                         {"rtt_us", e2e_rtt_us(f, md)},
                         {"retrans", f.c.d[0].retrans + f.c.d[1].retrans},

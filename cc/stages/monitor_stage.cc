@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <new>
 #include <stdexcept>
 
@@ -127,6 +128,9 @@ void MonitorStage::snap(const TcpFlowTable& t, uint32_t slot, uint32_t now_ms, F
   f.age_ms = now_ms - c.created;
   f.idle_ms = now_ms - c.last_seen;
   f.now_us = now_us();
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  f.mono_ns = uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
   f.key = t.key(slot);
   f.conn = c;
   f.h = st_[slot].h;

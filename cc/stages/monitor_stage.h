@@ -61,6 +61,8 @@ struct FlowSnap {
   uint32_t slot;
   uint32_t age_ms, idle_ms;
   uint32_t now_us;  // monitor clock when copied (open limit intervals end here)
+  uint64_t mono_ns;  // CLOCK_MONOTONIC when copied: lines the copy up with readings taken elsewhere
+                     // on the host (e.g. the endpoints' tcp_info, as the validation does)
   FlowKey key;  // full key (conn.key holds only IPv4 addresses)
   TcpConn conn;  // counters included (conn.stats)
   MonConn h;

@@ -7,8 +7,9 @@ bench/monitor/validate.sh (longer runs that write docs/monitor.md).
   recv    --port P [--rcvbuf B] [--timeout S]          sink: accept, read, discard
   send    --host H --port P [--seconds S | --bytes N] [--conns K] [--rate-mbit R] [--sndbuf B] [--cc NAME]
   sample  --ns NS --ctl 'VSWITCHCTL -s SOCK' --local IP --remote IP --seconds S --label L --out FILE
-          pairs the sender namespace's tcp_info (netlink, as `ss -tin`; read before and after)
-          with the monitor's tcp-flows (control socket, as `vswitchctl --json tcp-flows`)
+          pairs the monitor's tcp-flows (control socket, as `vswitchctl --json tcp-flows`)
+          with the sender namespace's tcp_info (netlink, as `ss -tin`) read nearest the
+          moment the monitor copied each connection (read over and over during the request),
           every --interval seconds, for every connection local -> remote
   compare --samples FILE [--counts FILE] --out-json FILE [--out-md FILE] [--cmd TEXT]
           agreement per scenario (label prefix before ':' is the kind)
@@ -112,11 +113,65 @@ def ctl_request(path, cmd, args, timeout=10):
     return json.loads(buf.split(b"\n", 1)[0])
 
 
+def ctl_request_polling(path, cmd, args, poll, timeout=10):
+    """ctl_request that calls poll() over and over while the reply is on its way
+    (one thread: a second one would wait for the GIL for up to 5 ms)."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.settimeout(timeout)
+        c.connect(path)
+        c.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
+        c.setblocking(False)
+        buf, end = b"", time.time() + timeout
+        while b"\n" not in buf and time.time() < end:
+            poll()
+            try:
+                chunk = c.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        c.close()
+    return json.loads(buf.split(b"\n", 1)[0])
+
+
+class RefReads:
+    """tcp_info read over and over while the monitor is asked (read() is
+    ctl_request_polling's poll): the monitor stamps each connection's copy with
+    CLOCK_MONOTONIC (copied_mono_ns), and nearest() picks the read taken
+    closest to that moment. A netlink dump takes 0.1-0.3 ms, the control
+    request 1-2 ms (it scans the table in 64 k-slot steps between PMD
+    iterations); a bulk flow's flight moves by 5-15 % in 2 ms, so the read
+    right before the request was often not the same moment as the copy."""
+
+    def __init__(self, diag):
+        self.diag = diag
+        self.reads = []  # (t0_ns, t1_ns, dump), CLOCK_MONOTONIC
+
+    def read(self):
+        t0 = time.monotonic_ns()
+        d = self.diag.dump()
+        self.reads.append((t0, time.monotonic_ns(), d))
+
+    def nearest(self, key, t_ns):
+        """(fields, |read midpoint - t| us, read duration us) of the read of key nearest t_ns."""
+        best = None
+        for t0, t1, d in self.reads:
+            if key in d:
+                dist = abs((t0 + t1) / 2 - t_ns)
+                if best is None or dist < best[1]:
+                    best = (d[key], dist, t1 - t0)
+        return None if best is None else (best[0], best[1] / 1000, best[2] / 1000)
+
+
 def cmd_sample(a):
-    # The reference (tcp_info over netlink, tcp_diag.py) is read right before
-    # and right after the monitor's table: the monitor's snapshot lies between
-    # the two (how far the reference moved meanwhile: the "bracket" figures;
-    # 2-5 ms apart, where two `ss` / `vswitchctl` processes were 20-35 ms apart).
+    # The reference (tcp_info over netlink, tcp_diag.py) is read over and over
+    # while the monitor's table is requested (RefReads); each connection is
+    # compared with the read nearest the moment the monitor copied it. The
+    # first and the last read (before the request, after its reply) are kept
+    # for the diagnostics: how far the reference moved meanwhile.
     diag = TcpDiag(a.ns)
     sock = ctl_socket_of(a.ctl)
     args = {"argv": [], "addr": a.local, "top": "64"}
@@ -124,21 +179,24 @@ def cmd_sample(a):
     with open(a.out, "a") as out:
         while time.time() < end:
             t = time.time()
-            ss = diag.dump()
+            poll = RefReads(diag)
+            poll.read()
             try:
-                mon = ctl_request(sock, "tcp-flows", args).get("result", {"flows": []})
+                mon = ctl_request_polling(sock, "tcp-flows", args, poll.read).get("result", {"flows": []})
             except (OSError, ValueError):
                 mon = {"flows": []}
             t_mon = time.time()
-            ss2 = diag.dump()
+            poll.read()
             t_ss2 = time.time()
+            ss, ss2 = poll.reads[0][2], poll.reads[-1][2]
             dirs = {}
             for f in mon.get("flows", []):
                 for d in f["dirs"]:
                     sa, sp = d["src"].rsplit(":", 1)
                     da, dp = d["dst"].rsplit(":", 1)
                     if sa == a.local:
-                        dirs[(sa, int(sp), da, int(dp))] = dict(d, id=f["id"], state=f["state"])
+                        dirs[(sa, int(sp), da, int(dp))] = dict(d, id=f["id"], state=f["state"],
+                                                              copied_mono_ns=f.get("copied_mono_ns"))
             for key, s in ss.items():
                 if key[2] != a.remote or key not in dirs:
                     continue
@@ -146,9 +204,12 @@ def cmd_sample(a):
                 if m["bytes"] < 1 or not s.get("bytes_acked"):
                     continue
                 rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": s, "mon": m,
-                       "t_mon_done": t_mon, "t_ss2": t_ss2}
+                       "t_mon_done": t_mon, "t_ss2": t_ss2, "reads": len(poll.reads)}
                 if key in ss2:
                     rec["ss_after"] = ss2[key]
+                near = poll.nearest(key, m["copied_mono_ns"]) if m.get("copied_mono_ns") else None
+                if near:
+                    rec["ss_near"], rec["near_us"], rec["near_read_us"] = near
                 out.write(json.dumps(rec) + "\n")
             out.flush()
             time.sleep(max(0.0, a.interval - (time.time() - t)))
@@ -178,6 +239,11 @@ def within_range(m, lo, hi, rel, abs_):
     return lo - max(rel * abs(lo), abs_) <= m <= hi + max(rel * abs(hi), abs_)
 
 
+def ref_of(r):
+    """A sample's reference: the tcp_info read nearest the monitor's copy."""
+    return r.get("ss_near", r["ss"])
+
+
 def within(m, ref, rel, abs_):
     return within_range(m, ref, ref, rel, abs_)
 
@@ -200,7 +266,8 @@ def cmd_compare(a):
             by_conn.setdefault(r["conn"], []).append(r)
         rtt_ok = rtt_n = fl_ok = fl_n = 0
         br_rtt_ok = br_rtt_n = br_fl_ok = br_fl_n = 0
-        motion, gap_ms = [], []
+        fr_rtt_ok = fr_fl_ok = 0
+        motion, gap_ms, near_us = [], [], []
         rtt_err, fl_ratio, cw_ratio = [], [], []
         v_ok = v_n = 0
         verdicts = {}
@@ -210,15 +277,20 @@ def cmd_compare(a):
                 del by_conn[conn]  # e.g. iperf3's control connection
                 continue
             for r in seq:
-                s, m = r["ss"], r["mon"]
-                s2 = r.get("ss_after")
+                # The reference: the tcp_info read nearest the moment the monitor
+                # copied the connection (older samples: the read before the request).
+                s, m = ref_of(r), r["mon"]
+                s1, s2 = r["ss"], r.get("ss_after")
+                if "near_us" in r:
+                    near_us.append(r["near_us"])
                 if "rtt_us" in s and m["rtt_us"] > 0:
                     rtt_n += 1
                     rtt_ok += within(m["rtt_us"], s["rtt_us"], 0.10, 100)
                     rtt_err.append(abs(m["rtt_us"] - s["rtt_us"]) / max(s["rtt_us"], 1))
-                    if s2 and "rtt_us" in s2:
+                    fr_rtt_ok += "rtt_us" in s1 and within(m["rtt_us"], s1["rtt_us"], 0.10, 100)
+                    if s2 and "rtt_us" in s2 and "rtt_us" in s1:
                         # Diagnostic only: the reference at both ends of the monitor's read.
-                        lo, hi = sorted((s["rtt_us"], s2["rtt_us"]))
+                        lo, hi = sorted((s1["rtt_us"], s2["rtt_us"]))
                         br_rtt_n += 1
                         br_rtt_ok += within_range(m["rtt_us"], lo, hi, 0.10, 100)
                         motion.append((hi - lo) / max(lo, 1))
@@ -229,17 +301,20 @@ def cmd_compare(a):
                     fl = m.get("flight_sender_est", m["flight"])
                     fl_ok += within(fl, ref, 0.10, 0)
                     fl_ratio.append(fl / ref)
-                    if s2 and s2.get("unacked") and s2.get("mss"):
-                        lo, hi = sorted((ref, s2["unacked"] * s2["mss"]))
-                        br_fl_n += 1
-                        br_fl_ok += within_range(fl, lo, hi, 0.10, 0)
+                    if s1.get("unacked") and s1.get("mss"):
+                        ref1 = s1["unacked"] * s1["mss"]
+                        fr_fl_ok += within(fl, ref1, 0.10, 0)
+                        if s2 and s2.get("unacked") and s2.get("mss"):
+                            lo, hi = sorted((ref1, s2["unacked"] * s2["mss"]))
+                            br_fl_n += 1
+                            br_fl_ok += within_range(fl, lo, hi, 0.10, 0)
                     if s.get("cwnd"):
                         cw_ratio.append(m["cwnd_lb"] / (s["cwnd"] * s["mss"]))
             for r0, r1 in zip(seq, seq[1:]):
                 dt = (r1["t"] - r0["t"]) * 1000
                 if dt <= 0:
                     continue
-                rv, mv = ref_verdict(r0["ss"], r1["ss"], dt), mon_verdict(r0["mon"], r1["mon"])
+                rv, mv = ref_verdict(ref_of(r0), ref_of(r1), dt), mon_verdict(r0["mon"], r1["mon"])
                 v_n += 1
                 v_ok += rv == mv
                 verdicts[(rv, mv)] = verdicts.get((rv, mv), 0) + 1
@@ -251,6 +326,9 @@ def cmd_compare(a):
             "cwnd_lb_ratio_median": med(cw_ratio),
             "verdict_agree": v_ok / v_n if v_n else None, "intervals": v_n,
             "verdicts": {"%s/%s" % k: n for k, n in verdicts.items()},
+            "rtt_within_first_read": fr_rtt_ok / rtt_n if rtt_n else None,
+            "flight_within_first_read": fr_fl_ok / fl_n if fl_n else None,
+            "near_us_median": med(near_us),
             "rtt_within_bracket": br_rtt_ok / br_rtt_n if br_rtt_n else None,
             "flight_within_bracket": br_fl_ok / br_fl_n if br_fl_n else None,
             "ref_rtt_motion_median": med(motion), "bracket_ms_median": med(gap_ms),
@@ -282,11 +360,17 @@ def cmd_compare(a):
             "%s: %s" % (l, ", ".join("%s %d" % kv for kv in sc["verdicts"].items()))
             for l, sc in result["scenarios"].items()))
         lines.append("")
-        lines.append("Diagnostic, the reference read twice (tcp_info right before the monitor's read and right "
-                     "after it returned; the monitor's snapshot lies between): " + "; ".join(
-            "%s: %s ms apart, Linux srtt moved %s (median), monitor within 10 %% of the range: RTT %s%s" % (
-                l, "—" if sc["bracket_ms_median"] != sc["bracket_ms_median"] else "%.0f" % sc["bracket_ms_median"],
+        lines.append("The reference of each sample is the tcp_info read nearest the moment the monitor copied the "
+                     "connection (tcp_info is read over and over during the monitor's request). Diagnostic: "
+                     "against the read right before the request (the earlier reference), and within 10 % of "
+                     "the range between the reads before the request and after its reply: " + "; ".join(
+            "%s: nearest read %s from the copy (median), first and last read %s ms apart, Linux srtt moved %s; "
+            "against the first read RTT %s%s; within the range RTT %s%s" % (
+                l, "—" if sc["near_us_median"] != sc["near_us_median"] else "%.0f µs" % sc["near_us_median"],
+                "—" if sc["bracket_ms_median"] != sc["bracket_ms_median"] else "%.0f" % sc["bracket_ms_median"],
                 "—" if sc["ref_rtt_motion_median"] != sc["ref_rtt_motion_median"] else "%.1f %%" % (100 * sc["ref_rtt_motion_median"]),
+                pct(sc["rtt_within_first_read"]),
+                "" if sc["flight_within_first_read"] is None else ", flight %s" % pct(sc["flight_within_first_read"]),
                 pct(sc["rtt_within_bracket"]),
                 "" if sc["flight_within_bracket"] is None else ", flight %s" % pct(sc["flight_within_bracket"]))
             for l, sc in result["scenarios"].items() if sc["kind"] != "short"))

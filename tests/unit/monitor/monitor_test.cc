@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <map>
 
@@ -901,11 +902,21 @@ TEST_F(MonSwitch, TcpFlowsCommandsAndExport) {
   host->inject(h2u.tcp4(spec(true, tf::kAck, 1001, 5001, 500)));  // spurious: already acked
   ASSERT_TRUE(wait_for([&] { return up->tx_count() == 5; }));
 
+  const auto mono_ns = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+  };
+  const uint64_t asked = mono_ns();
   nlohmann::json r = run_command(*sw_, "tcp-flows", {{"argv", nlohmann::json::array()}, {"sort", "bytes"}});
+  const uint64_t answered = mono_ns();
   ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
   const auto& res = r["result"];
   ASSERT_EQ(res["flows"].size(), 1u) << res.dump(2);
   const auto& f = res["flows"][0];
+  // The copy is stamped with the host's monotonic clock, within the request.
+  EXPECT_GE(f["copied_mono_ns"].get<uint64_t>(), asked);
+  EXPECT_LE(f["copied_mono_ns"].get<uint64_t>(), answered);
   EXPECT_EQ(f["bytes"].get<uint64_t>(), 1500u);
   const auto& d = f["dirs"][0];
   EXPECT_EQ(d["src"], "10.0.0.1:40000");
