@@ -522,6 +522,12 @@ int Pmd::run() {
   uint64_t prev_t0 = 0;
   bool prev_full = false;
   const uint64_t seen_hold_max = hz / 20;
+  const uint64_t stall_min = hz / 1'000'000 * kStallMinUs;
+  auto note_stall = [&](uint64_t from, uint64_t to) {
+    if (to - from < stall_min) return;
+    tx_stalls_[tx_stall_next_] = {from, to};
+    tx_stall_next_ = (tx_stall_next_ + 1) % kStalls;
+  };
   log()->info("pmd {} running on lcore {} (idle sleep max {} us)", index_, lcore_, dp_.cfg.idle_sleep_max_us);
   while (!stop_.load(std::memory_order_relaxed)) {
     rcu().enter(rcu_slot_);
@@ -547,14 +553,17 @@ int Pmd::run() {
       process_rx(p, pkts, n);
       flush_tx();
       const uint64_t t_now = rte_rdtsc();
+      note_stall(t_prev, t_now);
       RxqStats& rs = p->rxq_stats(r.queue);
       rs.packets.add(n);
       rs.cycles.add(t_now - t_prev);
       t_prev = t_now;
     }
     if (n_pmds_ > 1) {
+      const uint64_t t_h = rte_rdtsc();
       drain_handoff();
       flush_tx();
+      note_stall(t_h, rte_rdtsc());
     }
     if (t0 - last_tick_ >= tick_cycles_) {
       last_tick_ = t0;

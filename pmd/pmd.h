@@ -6,6 +6,7 @@
 #include <rte_gso.h>
 #include <rte_ring.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -64,6 +65,18 @@ class PmdContext {
   // descheduled by the host: a stage that times an endpoint's silence
   // (monitor: guest scheduling) must not count that wait as the endpoint's.
   uint64_t rx_seen_tsc() const { return rx_seen_tsc_; }
+  // The latest bursts this PMD took unusually long to handle, from the end of
+  // the previous busy rx queue to the end of the burst's send: the thread was
+  // descheduled between a stage's step (which stamped the packets) and the
+  // send, so those packets reached their ports only at `to`. A stage that
+  // times an endpoint's silence from such a packet (monitor: a guest
+  // receiver) starts it there. TSC; {0, 0}: none.
+  struct Stall {
+    uint64_t from, to;
+  };
+  static constexpr unsigned kStalls = 4;
+  static constexpr uint64_t kStallMinUs = 200;  // a burst takes tens of us when the thread runs
+  const std::array<Stall, kStalls>& tx_stalls() const { return tx_stalls_; }
   // The PMD's TCP connection table (null if no TCP stage is in the pipeline).
   TcpFlowTable* flows() { return flows_.get(); }
   const TcpFlowTable* flows() const { return flows_.get(); }
@@ -75,6 +88,8 @@ class PmdContext {
   unsigned index_;
   uint64_t now_tsc_ = 0;
   uint64_t rx_seen_tsc_ = 0;
+  std::array<Stall, kStalls> tx_stalls_{};
+  unsigned tx_stall_next_ = 0;
   uint32_t now_ms_ = 0;
   std::unique_ptr<TcpFlowTable> flows_;
 };

@@ -60,7 +60,19 @@ struct MonitorStage::Env {
   Datapath& dp;
   uint64_t now_tsc;
   uint32_t seen;  // the PMD's last look at its rx rings (PmdContext::rx_seen_tsc), us
+  const PmdContext& ctx;
   uint32_t seen_us(uint32_t) const { return seen; }
+  // The end of the PMD's stall around t (PmdContext::tx_stalls), else t.
+  // Converted here, on demand: the inference asks only for a long silence.
+  uint32_t stall_end(uint32_t t) const {
+    for (const PmdContext::Stall& x : ctx.tx_stalls()) {
+      if (!x.to) continue;
+      const uint32_t from = mon_time_nz(static_cast<uint32_t>(x.from / st.tsc_per_us_));
+      const uint32_t to = mon_time_nz(static_cast<uint32_t>(x.to / st.tsc_per_us_));
+      if (int32_t(t - from) >= 0 && int32_t(to - t) > 0) return to;
+    }
+    return t;
+  }
   uint8_t role(uint16_t port) const {
     const Port* p = dp.port(port);
     if (!p) return kRoleUnknown;
@@ -159,7 +171,8 @@ void MonitorStage::process(Batch& b, PmdContext& ctx) {
   const uint32_t now = mon_time_nz(static_cast<uint32_t>(tsc / tsc_per_us_));
   // Our state was prefetched by the table's lookup (add_companion in init);
   // the first batch after init and newly created entries miss once.
-  Env env{*this, ctx.dp(), tsc, ctx.rx_seen_tsc() ? mon_time_nz(static_cast<uint32_t>(ctx.rx_seen_tsc() / tsc_per_us_)) : now};
+  Env env{*this, ctx.dp(), tsc, ctx.rx_seen_tsc() ? mon_time_nz(static_cast<uint32_t>(ctx.rx_seen_tsc() / tsc_per_us_)) : now,
+          ctx};
   uint32_t n[kCtrCount] = {};
   for (uint16_t i = 0; i < b.n; ++i) {
     const TcpSegment* s = b.seg(i);

@@ -545,12 +545,27 @@ inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dc, uint32_t seq) {
 //   uint8_t role(uint16_t port);
 //   bool guest_off(uint16_t port);   // guest not running / its ring full now
 //   uint32_t seen_us(uint32_t now);  // optional: the switch's last look at its rx rings (mon_seen_us)
+//   uint32_t stall_end(uint32_t t);  // optional: end of a stall of the switch around t, else t (mon_after_stall)
 
 // Until when the switch saw a guest silent: a packet handled at now_us may
 // have waited in the switch's own rx ring since the PMD last drained it
 // (PmdContext::rx_seen_tsc), e.g. while the PMD thread was descheduled by
 // the host. That wait is the switch's, not the guest's: the guest-scheduling
 // checks measure silences up to this time. Without seen_us in Env: now_us.
+// When a packet the switch handled at t reached its port: the PMD may have
+// been descheduled between the monitor's step and the send
+// (PmdContext::tx_stalls). Data toward a guest stamped before such a stall
+// reached the guest only at its end, and the guest's silence starts there.
+// Without stall_end in Env: t.
+template <typename Env>
+inline uint32_t mon_after_stall(Env& env, uint32_t t) {
+  if constexpr (requires { env.stall_end(t); }) {
+    return env.stall_end(t);
+  } else {
+    return t;
+  }
+}
+
 template <typename Env>
 inline uint32_t mon_seen_us(Env& env, uint32_t now_us) {
   if constexpr (requires { env.seen_us(now_us); }) {
@@ -632,13 +647,25 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
   // data (an ACK, a window update) shows the guest running: its silence
   // restarts there. (A guest receiver's silence, below, takes precedence when
   // both ends are guests.) After its FIN it has nothing more to send.
+  // An ACK toward the guest stamped before a stall of the switch's own
+  // (descheduled between its step and the send) reached the guest at the
+  // stall's end: the silence starts there (mon_after_stall; looked up only
+  // for a silence long enough already).
   const uint32_t seen_us = mon_seen_us(env, now_us);
   if ((fw.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) == (dflag::kSndGuest | dflag::kLastAck) &&
       fw.last_ack && !s.rst()) {
-    if (int32_t(seen_us - fw.last_ack) > int32_t(mon_guest_thr(c.side[S], p)) &&
-        uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win && !(c.w[S].gflags & gflag::kFinSent)) {
-      mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], seen_us);
-      o.guest_delay = 1;
+    const int32_t thr = int32_t(mon_guest_thr(c.side[S], p));
+    if (int32_t(seen_us - fw.last_ack) > thr && uint64_t(fw.nxt - fw.una) + snd_st.mss <= rcv_st.win &&
+        !(c.w[S].gflags & gflag::kFinSent)) {
+      const uint32_t from = mon_after_stall(env, fw.last_ack);
+      if (from != fw.last_ack) {
+        if (c.d[S].sil_from == fw.last_ack) c.d[S].sil_from = from;
+        fw.last_ack = from;
+      }
+      if (int32_t(seen_us - fw.last_ack) > thr) {
+        mon_guest_sender_silence(fw, c.w[S], c.d[S], c.sil_8us[S], seen_us);
+        o.guest_delay = 1;
+      }
     }
     if (s.seq_len() == 0) fw.last_ack = now_us;
   }
@@ -660,10 +687,15 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // that answers the sender's latest packet (e.g. a retransmission after an
     // RTO for data its full ring dropped) promptly was running.
     // (Both measured up to the switch's last look, mon_seen_us.)
+    // Times stamped before a stall of the switch's own (descheduled between
+    // its step and the send) start at the stall's end: the data reached the
+    // guest only then (checked only for a silence long enough already).
     const int32_t gap = had_evt ? int32_t(seen_us - d.last_evt) : 0;
     const bool owed = (d.flags & dflag::kSeq) && (d.flags & dflag::kAck) && Seq(d.nxt) > Seq(d.una);
-    if ((d.flags & dflag::kRcvGuest) && owed && gap > int32_t(mon_guest_thr(c.side[S], p))) {
-      mon_guest_silence(d, dw, d.last_ack ? d.last_ack : d.last_evt, seen_us);
+    const int32_t thr = int32_t(mon_guest_thr(c.side[S], p));
+    if ((d.flags & dflag::kRcvGuest) && owed && gap > thr &&
+        int32_t(seen_us - mon_after_stall(env, d.last_evt)) > thr) {
+      mon_guest_silence(d, dw, mon_after_stall(env, d.last_ack ? d.last_ack : d.last_evt), seen_us);
       o.guest_delay = 1;
     }
     if (!(d.flags & dflag::kAck)) {

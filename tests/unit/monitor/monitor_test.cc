@@ -40,6 +40,12 @@ struct FakeEnv {
   uint8_t role(uint16_t port) { return roles.count(port) ? roles[port] : uint8_t(kRoleUplink); }
   bool guest_off(uint16_t) { return off; }
   uint32_t seen_us(uint32_t now) const { return seen ? seen : now; }
+  std::vector<std::pair<uint32_t, uint32_t>> stalls;  // the PMD's stalls between its step and the send
+  uint32_t stall_end(uint32_t t) const {
+    for (const auto& [from, to] : stalls)
+      if (int32_t(t - from) >= 0 && int32_t(to - t) > 0) return to;
+    return t;
+  }
 };
 
 std::vector<uint8_t> ts_opt(uint32_t val, uint32_t ecr);
@@ -661,6 +667,38 @@ TEST_F(Mon, SwitchStallIsNotGuestTime) {
   const uint32_t g = lim_us(kLimGuest) - g0;
   EXPECT_GE(g, 20'000u);
   EXPECT_LE(g, 20'000u + (t_last - (now_ - 30'000)) + 200);  // from its last ACK (4 segments before)
+}
+
+// The PMD is descheduled right after the monitor's step, before the data
+// reaches the guest's ring: the guest's silence starts when the data reached
+// it, at the stall's end.
+TEST_F(Mon, SwitchStallBeforeTheSendIsNotGuestTime) {
+  env_.roles[kPortS] = kRoleGuest;  // receiver: a guest
+  handshake();
+  uint32_t seq = 1001;
+  seq = send_segments(seq, 4);
+  now_ += 100;
+  pkt(false, tf::kAck, 5001, seq);
+  const uint32_t g0 = lim_us(kLimGuest);
+  now_ += 10;
+  pkt(true, tf::kAck, seq, 5001, kMss);  // stamped here, sent 25 ms later
+  seq += kMss;
+  env_.stalls = {{now_ - 5, now_ + 25'000}};
+  now_ += 25'400;  // the guest answers 0.4 ms after the data reached it
+  pkt(false, tf::kAck, 5001, seq);
+  EXPECT_EQ(lim_us(kLimGuest), g0);
+
+  // Stalled 10 ms before the send, then the guest silent for 20 ms: 20 ms are the guest's.
+  now_ += 10;
+  pkt(true, tf::kAck, seq, 5001, kMss);
+  seq += kMss;
+  env_.stalls.push_back({now_ - 5, now_ + 10'000});
+  now_ += 30'000;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, seq).guest_delay);
+  const uint32_t g = lim_us(kLimGuest) - g0;
+  EXPECT_GE(g, 19'900u);
+  EXPECT_LE(g, 20'000u);
+  env_.stalls.clear();
 }
 
 // A guest sender: the PMD stalls with the guest's data and the uplink's ACKs
