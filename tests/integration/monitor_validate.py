@@ -22,6 +22,7 @@ verdict for the same interval is the state with the largest increase of limited_
 """
 import argparse
 import json
+import select
 import socket
 import statistics
 import sys
@@ -95,64 +96,71 @@ def ctl_socket_of(ctl):
     return w[w.index("-s") + 1]
 
 
-def ctl_request(path, cmd, args, timeout=10):
-    """One request on vswitchd's control socket (newline-delimited JSON, as vswitchctl)."""
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    c.settimeout(timeout)
-    try:
-        c.connect(path)
+class Ctl:
+    """vswitchd's control socket, one connection for all requests
+    (newline-delimited JSON, as vswitchctl). request(..., poll=f) calls f()
+    every POLL_S until the reply is there (sleeping in between: with a busy loop
+    reading tcp_info, even at nice 10, the monitor read the bulk flight 20-30 %
+    below tcp_info in those samples on this 2-core host)."""
+
+    POLL_S = 0.0002
+
+    def __init__(self, path, timeout=10):
+        self.path, self.timeout, self.c = path, timeout, None
+
+    def request(self, cmd, args, poll=None):
+        try:
+            return self._request(cmd, args, poll)
+        except (OSError, ValueError):
+            self.close()
+            raise
+
+    def _request(self, cmd, args, poll):
+        if self.c is None:
+            self.c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.c.settimeout(self.timeout)
+            self.c.connect(self.path)
+        c = self.c
+        c.settimeout(self.timeout)
         c.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
-        buf = b""
+        buf, end = b"", time.time() + self.timeout
         while b"\n" not in buf:
+            if time.time() > end:
+                raise OSError("control socket: no reply in %d s" % self.timeout)
+            if poll and not select.select([c], [], [], self.POLL_S)[0]:
+                poll()
+                continue
             chunk = c.recv(1 << 20)
             if not chunk:
-                break
+                raise OSError("control socket closed")
             buf += chunk
-    finally:
-        c.close()
-    return json.loads(buf.split(b"\n", 1)[0])
+        return json.loads(buf.split(b"\n", 1)[0])
 
-
-def ctl_request_polling(path, cmd, args, poll, timeout=10):
-    """ctl_request that calls poll() over and over while the reply is on its way
-    (one thread: a second one would wait for the GIL for up to 5 ms)."""
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        c.settimeout(timeout)
-        c.connect(path)
-        c.sendall((json.dumps({"cmd": cmd, "args": args}) + "\n").encode())
-        c.setblocking(False)
-        buf, end = b"", time.time() + timeout
-        while b"\n" not in buf and time.time() < end:
-            poll()
-            try:
-                chunk = c.recv(1 << 20)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        c.close()
-    return json.loads(buf.split(b"\n", 1)[0])
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+            self.c = None
 
 
 class RefReads:
-    """tcp_info read over and over while the monitor is asked (read() is
-    ctl_request_polling's poll): the monitor stamps each connection's copy with
-    CLOCK_MONOTONIC (copied_mono_ns), and nearest() picks the read taken
-    closest to that moment. A netlink dump takes 0.1-0.3 ms, the control
-    request 1-2 ms (it scans the table in 64 k-slot steps between PMD
-    iterations); a bulk flow's flight moves by 5-15 % in 2 ms, so the read
-    right before the request was often not the same moment as the copy."""
+    """tcp_info of the connections toward `remote`, read before and after each
+    of the monitor's copies: the monitor stamps each copy with CLOCK_MONOTONIC
+    (copied_mono_ns), and nearest() picks the read taken closest to it. The
+    first read is a dump (which connections exist: 0.2 ms, the kernel walks
+    its whole hash), the others exact lookups (~30 us)."""
 
-    def __init__(self, diag):
-        self.diag = diag
-        self.reads = []  # (t0_ns, t1_ns, dump), CLOCK_MONOTONIC
+    def __init__(self, diag, remote):
+        self.diag, self.remote = diag, remote
+        self.reads = []  # (t0_ns, t1_ns, {key: fields}), CLOCK_MONOTONIC
+        self.keys = None
 
     def read(self):
         t0 = time.monotonic_ns()
-        d = self.diag.dump()
+        if self.keys is None:
+            d = self.diag.dump()
+            self.keys = [k for k in d if k[2] == self.remote]
+        else:
+            d = self.diag.get(self.keys)
         self.reads.append((t0, time.monotonic_ns(), d))
 
     def nearest(self, key, t_ns):
@@ -166,37 +174,59 @@ class RefReads:
         return None if best is None else (best[0], best[1] / 1000, best[2] / 1000)
 
 
+def flow_dirs(flows, local):
+    """{(src, sport, dst, dport): direction record} of the directions sent by local."""
+    dirs = {}
+    for f in flows:
+        for d in f["dirs"]:
+            sa, sp = d["src"].rsplit(":", 1)
+            da, dp = d["dst"].rsplit(":", 1)
+            if sa == local:
+                dirs[(sa, int(sp), da, int(dp))] = dict(d, id="%s:%s" % (f["id"], f["gen"]), state=f["state"],
+                                                      copied_mono_ns=f.get("copied_mono_ns"))
+    return dirs
+
+
 def cmd_sample(a):
-    # The reference (tcp_info over netlink, tcp_diag.py) is read over and over
-    # while the monitor's table is requested (RefReads); each connection is
-    # compared with the read nearest the moment the monitor copied it. The
-    # first and the last read (before the request, after its reply) are kept
-    # for the diagnostics: how far the reference moved meanwhile.
+    # Each connection's monitor record is paired with the tcp_info read
+    # nearest the moment the monitor copied it (RefReads). A connection the
+    # sampler knows is asked for alone (`tcp-flow ID`: one copy on its PMD,
+    # tcp_info read right before and after); a new one is found by a scan
+    # (`tcp-flows`: 1-2 ms, 64 k table slots per PMD call), whose copies are
+    # used too. The first and last read are kept for the diagnostics (how far
+    # the reference moved meanwhile).
     diag = TcpDiag(a.ns)
-    sock = ctl_socket_of(a.ctl)
+    ctl = Ctl(ctl_socket_of(a.ctl))
     args = {"argv": [], "addr": a.local, "top": "64"}
+    ids = {}  # 4-tuple -> monitor id PMD:SLOT:GEN
     end = time.time() + a.seconds
     with open(a.out, "a") as out:
         while time.time() < end:
             t = time.time()
-            poll = RefReads(diag)
+            poll = RefReads(diag, a.remote)
             poll.read()
-            try:
-                mon = ctl_request_polling(sock, "tcp-flows", args, poll.read).get("result", {"flows": []})
-            except (OSError, ValueError):
-                mon = {"flows": []}
-            t_mon = time.time()
-            poll.read()
-            t_ss2 = time.time()
-            ss, ss2 = poll.reads[0][2], poll.reads[-1][2]
             dirs = {}
-            for f in mon.get("flows", []):
-                for d in f["dirs"]:
-                    sa, sp = d["src"].rsplit(":", 1)
-                    da, dp = d["dst"].rsplit(":", 1)
-                    if sa == a.local:
-                        dirs[(sa, int(sp), da, int(dp))] = dict(d, id=f["id"], state=f["state"],
-                                                              copied_mono_ns=f.get("copied_mono_ns"))
+            if any(k not in ids for k in poll.keys):
+                try:
+                    mon = ctl.request("tcp-flows", args, poll.read).get("result", {"flows": []})
+                except (OSError, ValueError):
+                    mon = {"flows": []}
+                dirs = flow_dirs(mon.get("flows", []), a.local)
+                ids = {k: d["id"] for k, d in dirs.items()}
+                poll.read()
+            else:
+                for k in poll.keys:
+                    try:
+                        r = ctl.request("tcp-flow", {"argv": [ids[k]]}, poll.read)
+                    except (OSError, ValueError):
+                        r = {}
+                    if r.get("ok"):
+                        dirs.update(flow_dirs([r["result"]], a.local))
+                    else:
+                        ids.pop(k, None)  # gone (or a new connection in its slot): found by the next scan
+                    poll.read()
+            t_mon = t_ss2 = time.time()
+            ss, ss2 = poll.reads[0][2], poll.reads[-1][2]
             for key, s in ss.items():
                 if key[2] != a.remote or key not in dirs:
                     continue
@@ -213,6 +243,7 @@ def cmd_sample(a):
                 out.write(json.dumps(rec) + "\n")
             out.flush()
             time.sleep(max(0.0, a.interval - (time.time() - t)))
+    ctl.close()
     diag.close()
 
 

@@ -105,9 +105,7 @@ run_scenario() {
   sleep 0.5
   ip netns exec "$L" timeout 60 "${client[@]}" > "$T/client-$dport.log" 2>&1 &
   local cpid=$!
-  # The sampler at wiresim's priority: a read preempted by the traffic's own
-  # processes lies further from the monitor's copy it is compared with.
-  nice -n -5 $PY sample --ns "$L" --ctl "$CTL" --local $LIP --remote "$rip" --seconds "$SECS" --interval 0.5 \
+  $PY sample --ns "$L" --ctl "$CTL" --local $LIP --remote "$rip" --seconds "$SECS" --interval 0.5 \
     --label "$label" --out "$RESULTS/samples.jsonl" || fail "sampling failed"
   wait "$cpid" || fail "$label: client failed: $(tail -3 "$T/client-$dport.log")"
   # The kernel may still retransmit (a lost FIN) after the client exits: read

@@ -8,6 +8,7 @@ bulk flow's srtt to move by several percent between the two snapshots.
 
   d = TcpDiag("nsname")          # the socket is created inside the namespace
   d.dump()  -> {(laddr, lport, raddr, rport): fields}   (the fields `ss -tin` prints, in the units the comparison uses)
+  d.get(keys) -> the same for the named sockets only (exact lookups, much faster than a dump)
 """
 import ctypes
 import os
@@ -45,6 +46,7 @@ def _setns(fd):
 class TcpDiag:
     def __init__(self, netns=None):
         self.seq = 0
+        self.buf = bytearray(1 << 20)  # reused: a fresh 1 MB bytes per recv cost ~0.1 ms
         if netns is None:
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
             return
@@ -63,16 +65,40 @@ class TcpDiag:
     def close(self):
         self.sock.close()
 
-    def dump(self):
-        """{(laddr, lport, raddr, rport): fields} for every IPv4 TCP socket but listeners."""
+    def _req(self, flags, key=None):
+        """One inet_diag_req_v2 message; key (laddr, lport, raddr, rport) names one socket."""
         self.seq += 1
+        sockid = bytes(48)
+        if key:
+            la, lp, ra, rp = key
+            sockid = (struct.pack("!HH", lp, rp) + socket.inet_aton(la) + bytes(12) + socket.inet_aton(ra) + bytes(12)
+                      + struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF))  # any interface, no cookie
         req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), 0,
-                          TCP_STATES_ALL) + bytes(48)
-        hdr = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0)
-        self.sock.send(hdr + req)
+                          TCP_STATES_ALL) + sockid
+        return struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, flags, self.seq, 0) + req
+
+    def dump(self):
+        """{(laddr, lport, raddr, rport): fields} for every IPv4 TCP socket but listeners.
+        The kernel walks its whole established hash (0.2 ms on this machine, empty or not)."""
+        self.sock.send(self._req(NLM_F_REQUEST | NLM_F_DUMP))
+        return self._replies(None)
+
+    def get(self, keys):
+        """{key: fields} of the named sockets (an exact lookup each: tens of us, not a walk);
+        a socket that is gone is left out."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        self.sock.send(b"".join(self._req(NLM_F_REQUEST, k) for k in keys))
+        return self._replies(len(keys))
+
+    def _replies(self, expect):
+        """Reads a dump (expect None: until NLMSG_DONE) or `expect` single replies."""
         out = {}
+        got = 0
         while True:
-            data = self.sock.recv(1 << 20)
+            n = self.sock.recv_into(self.buf)
+            data = memoryview(self.buf)[:n]
             off = 0
             while off + 16 <= len(data):
                 ln, typ, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, off)
@@ -82,20 +108,25 @@ class TcpDiag:
                     return out
                 if typ == NLMSG_ERROR:
                     (err,) = struct.unpack_from("=i", data, off + 16)
-                    raise OSError(-err, "sock_diag: " + os.strerror(-err))
+                    if expect is None or err != -2:  # single lookups: ENOENT, the socket is gone
+                        raise OSError(-err, "sock_diag: " + os.strerror(-err))
+                    got += 1
                 if typ == SOCK_DIAG_BY_FAMILY:
+                    got += 1
                     key, info = self._msg(data, off + 16, off + ln)
                     if key and info is not None:
                         out[key] = info
                 off += (ln + 3) & ~3
+                if expect is not None and got >= expect:
+                    return out
 
     @staticmethod
     def _msg(data, p, end):
         # struct inet_diag_msg: family, state, timer, retrans; sockid (sport, dport
         # big-endian, src[4], dst[4], if, cookie[2]); expires, rqueue, wqueue, uid, inode
         sport, dport = struct.unpack_from("!HH", data, p + 4)
-        src = socket.inet_ntoa(data[p + 8:p + 12])
-        dst = socket.inet_ntoa(data[p + 24:p + 28])
+        src = socket.inet_ntoa(bytes(data[p + 8:p + 12]))
+        dst = socket.inet_ntoa(bytes(data[p + 24:p + 28]))
         a = p + 72
         info = None
         while a + 4 <= end:
