@@ -105,7 +105,7 @@ run_scenario() {
   sleep 0.5
   ip netns exec "$L" timeout 60 "${client[@]}" > "$T/client-$dport.log" 2>&1 &
   local cpid=$!
-  $PY sample --ns "$L" --ctl "$CTL" --local $LIP --remote "$rip" --seconds "$SECS" --interval 0.5 \
+  $PY sample --ns "$L" --ctl "$CTL" --local $LIP --remote "$rip" --seconds "$SECS" --interval "$IVL" \
     --label "$label" --out "$RESULTS/samples.jsonl" || fail "sampling failed"
   wait "$cpid" || fail "$label: client failed: $(tail -3 "$T/client-$dport.log")"
   # The kernel may still retransmit (a lost FIN) after the client exits: read
@@ -115,6 +115,7 @@ run_scenario() {
   echo "$label $dport $(( $(snmp "$L" Tcp RetransSegs) - r0 )) $(( $(snmp "$L" TcpExt TCPTimeouts) - t0 ))" >> "$T/linux_counts"
 }
 : > "$T/linux_counts"
+IVL=0.5   # seconds between two samples
 IP3="iperf3 -s -1 -p"
 SCEN=" ${MON_SCENARIOS:-bulk app rwnd rwnd-paced lossy short} "   # a subset for experiments
 want() { [[ "$SCEN" == *" $1 "* ]]; }
@@ -130,11 +131,12 @@ want rwnd && run_scenario rwnd:rcvbuf16K-cubic 5203 "$R1" $R1IP $PY recv --port 
 want rwnd-paced && run_scenario rwnd-paced:rcvbuf16K-bbr 5206 "$R1" $R1IP $PY recv --port 5206 --rcvbuf 16384 --timeout 40 -- \
   $PY send --host $R1IP --port 5206 --seconds "$SECS" --cc bbr
 want lossy && run_scenario lossy:1pct 5204 "$R2" $R2IP $IP3 5204 -- iperf3 -c $R2IP -p 5204 -t "$SECS" -i 0 -C "$CC"
+# Short transfers last ~25 ms each: sampled every 10 ms, not every 0.5 s.
 SHORT_SECS=$(( SECS < 4 ? SECS : 4 ))
-SECS_SAVE=$SECS; SECS=$SHORT_SECS
+SECS_SAVE=$SECS; SECS=$SHORT_SECS; IVL=0.01
 want short && run_scenario short:300KB 5205 "$R2" $R2IP $PY recv --port 5205 --timeout 30 -- \
   $PY send --host $R2IP --port 5205 --conns 12 --bytes 300000 --cc "$CC"
-SECS=$SECS_SAVE
+SECS=$SECS_SAVE; IVL=0.5
 
 # Telemetry: the same connections, paged, through DPDK telemetry.
 printf '/vswitch/tcp_flows,0\n' | timeout 10 dpdk-telemetry.py -f "$P" > "$T/telemetry.log" 2>&1 || fail "dpdk-telemetry.py failed"
