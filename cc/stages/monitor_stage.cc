@@ -67,8 +67,7 @@ struct MonitorStage::Env {
   uint32_t stall_end(uint32_t t) const {
     for (const PmdContext::Stall& x : ctx.tx_stalls()) {
       if (!x.to) continue;
-      const uint32_t from = mon_time_nz(static_cast<uint32_t>(x.from / st.tsc_per_us_));
-      const uint32_t to = mon_time_nz(static_cast<uint32_t>(x.to / st.tsc_per_us_));
+      const uint32_t from = st.us_of(x.from), to = st.us_of(x.to);
       if (int32_t(t - from) >= 0 && int32_t(to - t) > 0) return to;
     }
     return t;
@@ -103,6 +102,8 @@ MonitorStage::MonitorStage(const StageInit& init) : Stage(kCtrCount), pmd_(init.
   roles_.guest = str_list(c, "guest_ports");
   roles_.host = str_list(c, "host_ports");
   tsc_per_us_ = std::max<uint64_t>(1, rte_get_tsc_hz() / 1000000);
+  us_mult_ = tsc_per_us_ > 1 ? static_cast<uint64_t>((static_cast<unsigned __int128>(1) << 64) / tsc_per_us_)
+                             : ~uint64_t(0);
   stall_tsc_ = tsc_per_us_ * params_.guest_stall_us;
   export_path_ = c.value("export_path", std::string());
   if (!export_path_.empty()) {
@@ -117,7 +118,11 @@ MonitorStage::~MonitorStage() {
   unmap_array(st_, cap_);
 }
 
-uint32_t MonitorStage::now_us() const { return mon_time_nz(static_cast<uint32_t>(rte_rdtsc() / tsc_per_us_)); }
+uint32_t MonitorStage::us_of(uint64_t tsc) const {
+  return mon_time_nz(static_cast<uint32_t>((static_cast<unsigned __int128>(tsc) * us_mult_) >> 64));
+}
+
+uint32_t MonitorStage::now_us() const { return us_of(rte_rdtsc()); }
 
 void MonitorStage::init(PmdContext& ctx) {
   table_ = ctx.flows();
@@ -168,11 +173,10 @@ void MonitorStage::process(Batch& b, PmdContext& ctx) {
   if (!b.flows || !b.table) return;
   if (__builtin_expect(!st_, 0)) init(ctx);
   const uint64_t tsc = rte_rdtsc();
-  const uint32_t now = mon_time_nz(static_cast<uint32_t>(tsc / tsc_per_us_));
+  const uint32_t now = us_of(tsc);
   // Our state was prefetched by the table's lookup (add_companion in init);
   // the first batch after init and newly created entries miss once.
-  Env env{*this, ctx.dp(), tsc, ctx.rx_seen_tsc() ? mon_time_nz(static_cast<uint32_t>(ctx.rx_seen_tsc() / tsc_per_us_)) : now,
-          ctx};
+  Env env{*this, ctx.dp(), tsc, ctx.rx_seen_tsc() ? us_of(ctx.rx_seen_tsc()) : now, ctx};
   uint32_t n[kCtrCount] = {};
   for (uint16_t i = 0; i < b.n; ++i) {
     const TcpSegment* s = b.seg(i);

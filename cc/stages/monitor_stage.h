@@ -130,7 +130,13 @@ class MonitorStage final : public Stage {
   TcpFlowTable* table_ = nullptr;
   PmdContext* ctx_ = nullptr;
   uint64_t tsc_per_us_ = 1;
+  // us = tsc * us_mult_ / 2^64, as the PMD's ms clock: not two 64-bit
+  // divisions (tens of cycles each) per batch, which a closed loop's
+  // one-packet batches pay per packet.
+  uint64_t us_mult_ = 0;
   uint64_t stall_tsc_ = 0;
+  // The inference's 32-bit microsecond clock (never 0) from a TSC value.
+  uint32_t us_of(uint64_t tsc) const;
   std::unique_ptr<mon::Exporter> exporter_;
   std::string export_path_;
 };
