@@ -53,6 +53,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 CPORT0 = 41001
+# Two limit states whose times are within this fraction of each other are a
+# tie for the verdict of a consolidated guest (either may be named).
+TIE = 0.10
 # An unconsolidated guest may read the guest verdict only when the host
 # stalled its vmsim at least this share of the transfer.
 VERDICT_RD = 0.3
@@ -358,7 +361,15 @@ def cmd_judge(a):
         # widened by the tolerance.
         rds = row["stall_share"] or 0.0
         if row["vpc"] > 1:
-            check(row["verdict"] == "guest_scheduling", "%s: verdict %s, not guest_scheduling" % (tag, row["verdict"]))
+            # The verdict names the state with most time. An applied off
+            # fraction near 50 % leaves guest and network time close: within
+            # TIE of each other either verdict is right (seen: 48 % guest,
+            # 49 % network for an applied 54 %, which the band below accepts).
+            top = max(lm.values()) or 1
+            tie = lm["guest_scheduling"] >= (1 - TIE) * top
+            check(row["verdict"] == "guest_scheduling" or tie,
+                  "%s: verdict %s, not guest_scheduling (guest time %.0f of the largest state's %.0f ms)" % (
+                      tag, row["verdict"], lm["guest_scheduling"], top))
             if ref is not None:
                 hi = min(1.0, ref + rds)
                 check(ref - a.tol <= g <= hi + a.tol,
