@@ -300,6 +300,83 @@ void BM_Variants(benchmark::State& st) {
 }
 BENCHMARK(BM_Variants)->Unit(benchmark::kMicrosecond)->MinTime(5);
 
+// The memory floor (BM_Lines/lines/mode/work): cycles per item of a
+// 32-item batch whose items each read and write `lines` cache lines of a
+// 512 MB THP-hinted array (DRAM at 1M connections), plus `work` dependent
+// multiply-adds per item (compute to overlap with; ~4 cycles each). mode 0: every line of
+// the batch prefetched first, then the items processed (what the table's
+// lookup_bulk + companions do); 1: each item's lines prefetched kDist items
+// ahead (software pipeline); 2: no prefetch; 3: as 0 but an item's lines
+// adjacent in one random 512-byte slot (one connection's state) instead of
+// independent random lines. Counters: cyc (per item, median batch),
+// cyc_per_line. The slope of cyc over lines in mode 0 is the cost of one
+// more DRAM line per packet (docs/monitor.md "Cost").
+void BM_Lines(benchmark::State& st) {
+  const unsigned lines = unsigned(st.range(0)), mode = unsigned(st.range(1)), work = unsigned(st.range(2));
+  constexpr size_t kSlots = 1u << 20, kStride = 512, kBytes = kSlots * kStride;
+  constexpr unsigned kDist = 8;
+  static char* mem = [] {
+    void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, kBytes, MADV_HUGEPAGE);
+    std::memset(p, 1, kBytes);
+    return static_cast<char*>(p);
+  }();
+  static std::vector<uint32_t> idx = [] {
+    std::vector<uint32_t> v(1u << 24);
+    std::mt19937 g(7);
+    for (auto& x : v) x = uint32_t(g() % (kBytes / 64));
+    return v;
+  }();
+  size_t k = 0;
+  std::vector<uint32_t> cyc;
+  cyc.reserve(1u << 20);
+  uint64_t acc = 1;
+  for (auto _ : st) {
+    if (k + kBatch * lines > idx.size()) k = 0;
+    const uint32_t* ix = &idx[k];
+    k += kBatch * lines;
+    // mode 3: the item's lines adjacent, in one random 512-byte slot (a connection's state)
+    auto addr = [&](unsigned i, unsigned l) {
+      return mode == 3 ? mem + size_t(ix[i * lines] / 8) * 512 + 64 * l : mem + size_t(ix[i * lines + l]) * 64;
+    };
+    auto pf = [&](unsigned i) {
+      for (unsigned l = 0; l < lines; ++l) __builtin_prefetch(addr(i, l), 1);
+    };
+    const uint64_t c0 = __rdtsc();
+    if (mode == 0 || mode == 3)
+      for (unsigned i = 0; i < kBatch; ++i) pf(i);
+    else if (mode == 1)
+      for (unsigned i = 0; i < kDist && i < kBatch; ++i) pf(i);
+    for (unsigned i = 0; i < kBatch; ++i) {
+      if (mode == 1 && i + kDist < kBatch) pf(i + kDist);
+      uint64_t x = i;
+      for (unsigned l = 0; l < lines; ++l) {
+        uint64_t* w = reinterpret_cast<uint64_t*>(addr(i, l));
+        x += *w;
+        *w = x;
+      }
+      // Dependent within the item (~4 cycles each), independent of the other
+      // items (as packets of different connections).
+      for (unsigned j = 0; j < work; ++j) x = x * 0x9E3779B97F4A7C15ull + j;
+      acc ^= x;
+    }
+    const uint64_t dc = __rdtsc() - c0;
+    if (cyc.size() < cyc.capacity()) cyc.push_back(uint32_t(dc / kBatch));
+  }
+  benchmark::DoNotOptimize(acc);
+  std::nth_element(cyc.begin(), cyc.begin() + long(cyc.size() / 2), cyc.end());
+  const double med = cyc.empty() ? 0 : cyc[cyc.size() / 2];
+  st.counters["cyc"] = med;
+  st.counters["cyc_per_line"] = lines ? med / lines : 0;
+}
+BENCHMARK(BM_Lines)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 8, 10}, {0, 1, 2}, {0}})
+    ->ArgsProduct({{1, 2, 3, 4, 5, 6, 7, 8}, {3}, {0}})
+    ->ArgsProduct({{0, 4, 8}, {0, 1}, {25}})
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.5);
+
 }  // namespace
 
 BENCHMARK_MAIN();
