@@ -167,13 +167,16 @@ class TcpFlowTable {
     return key_eq(slot, k, w0, w1);
   }
   void set_key(uint32_t slot, const FlowKey& k);
-  // Validate false: slots are the first-bucket candidates, unchecked (for
-  // track_bulk: track_one compares the key anyway and searches on a miss).
+  // Validate false: slots are the candidates (the first signature match in
+  // the first bucket, else in the second), unchecked (for track_bulk:
+  // track_one compares the key anyway and searches on a miss).
   template <bool Validate, typename Get>
   void lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const;
-  // lookup_bulk's prefetches without its key comparison: the first-bucket
-  // candidate per segment (kNoSlot if none), which track_one validates.
+  // lookup_bulk's prefetches without its key comparison: the candidate per
+  // segment (kNoSlot if none), which track_one validates.
   void candidates(const TcpSegment* segs, unsigned n, uint32_t* slots) const;
+  // Prefetches (for writing) a slot's entry and its companions' lines.
+  void prefetch_slot(uint32_t slot) const;
   int free_way(uint32_t b) const;
   uint32_t alloc(const FlowKey& k, uint32_t h);
   bool evict_embryonic_in(uint32_t b);
