@@ -78,7 +78,9 @@ class TcpFlowTable {
   // being one more DRAM round trip in lookup_bulk.
   void prefetch(uint32_t hash) const { __builtin_prefetch(&buckets_[hash & mask_]); }
   uint32_t lookup(const FlowKey& k, uint32_t hash) const;
-  // Bucket prefetch for all, then entry prefetch for all, then compare.
+  // Bucket prefetch for all, then entry prefetch for all (a key with no
+  // match in its first bucket: its second bucket, then that candidate's
+  // entry), then compare.
   void lookup_bulk(const FlowKey* keys, const uint32_t* hashes, unsigned n, uint32_t* slots) const;
   void lookup_bulk(const TcpSegment* segs, unsigned n, uint32_t* slots) const;
 
