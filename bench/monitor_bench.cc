@@ -28,6 +28,11 @@
 //                   prefetch pass over the batch after track_bulk (what the
 //                   stage did), prefetch from the table's lookup (the stage
 //                   now). base_cyc: table only. v<i>_cyc per packet, median batch.
+//   BM_NextBatch    1M: the state prefetched by the lookup (the stage) against
+//                   the next batch's lines prefetched during this batch's
+//                   monitor loop (what cross-batch pipelining would give).
+//   BM_Lines        the memory floor: cycles per item against DRAM lines
+//                   touched per item, batch-prefetched or not (no table).
 #include <benchmark/benchmark.h>
 #include <x86intrin.h>
 
@@ -66,6 +71,7 @@ struct Visit {
   Tuple t;
   uint32_t seq;    // next client sequence
   bool ack_due;    // next visit is the server's ACK
+  uint32_t slot = ~0u;  // the table's slot at the last visit (BM_NextBatch's oracle)
 };
 
 enum Pages : unsigned { kThp, k4K, kHugetlb };
@@ -104,7 +110,7 @@ struct Fixture {
     std::iota(order.begin(), order.end(), 0u);
     std::shuffle(order.begin(), order.end(), std::mt19937(3));
     visits.resize(n);
-    for (size_t i = 0; i < n; ++i) visits[i] = {tuples[order[i]], 101, false};
+    for (size_t i = 0; i < n; ++i) visits[i] = {tuples[order[i]], 101, false, ~0u};
     if (!with_state) return;
     TcpFlowConfig cfg;
     cfg.capacity = static_cast<uint32_t>(std::max<size_t>(n, 1024));
@@ -148,8 +154,11 @@ double tsc_hz() {
 
 // kPfLookup: the table's bulk lookup prefetches the state with its entry
 // (add_companion, as MonitorStage); kPfBatch: one prefetch pass over the batch
-// after track_bulk, then the loop (the stage before); kPfNone: no prefetch.
-enum Prefetch : unsigned { kPfBatch, kPfLookup, kPfNone };
+// after track_bulk, then the loop (the stage before); kPfNone: no prefetch;
+// kPfNext: while the monitor works on packet i, the entry and state lines of
+// packet i of the next batch are prefetched (slots from the previous visit:
+// an oracle, BM_NextBatch).
+enum Prefetch : unsigned { kPfBatch, kPfLookup, kPfNone, kPfNext };
 
 struct Config {
   bool table;    // parse + segment build + track_bulk (false: only the traffic generator)
@@ -170,6 +179,7 @@ struct Runner {
   TcpSegment segs[kBatch];
   TrackResult res[kBatch];
   uint16_t in_port[kBatch];
+  Visit* vis[kBatch];
 
   Runner(size_t n, Config c) : cfg(c), fx(std::make_unique<Fixture>(n, c.pages, c.table)) {
     for (auto& f : frames) init_frame(f);
@@ -187,6 +197,7 @@ struct Runner {
     unsigned m = 0;
     for (unsigned i = 0; i < kBatch; ++i) {
       Visit& v = fx->visits[k];
+      vis[i] = &v;
       if (++k == n) k = 0;
       uint32_t len;
       if (v.ack_due) {  // server ACKs everything sent so far
@@ -214,6 +225,16 @@ struct Runner {
         for (unsigned j = 0; j < m; ++j)
           if (res[j].tracked()) mon::mon_prefetch(&fx->st[res[j].slot]);
       for (unsigned i = 0; i < m; ++i) {
+        if (cfg.pf == kPfNext) {  // packet i of the next batch: its entry and state
+          const uint32_t ns = fx->visits[(k + i) % n].slot;
+          if (ns != ~0u) {
+            const char* e = reinterpret_cast<const char*>(&fx->table->conn(ns));
+            __builtin_prefetch(e, 1);
+            __builtin_prefetch(e + 64, 1);
+            mon::mon_prefetch(&fx->st[ns]);
+          }
+          vis[i]->slot = res[i].slot;
+        }
         if (!res[i].tracked()) continue;
         const uint32_t s = res[i].slot;
         const mon::MonOut o =
@@ -299,6 +320,109 @@ void BM_Variants(benchmark::State& st) {
   st.counters["base_cyc"] = rs.back()->median();
 }
 BENCHMARK(BM_Variants)->Unit(benchmark::kMicrosecond)->MinTime(5);
+
+// What prefetching across batches would give (the PMD would have to receive
+// and parse batch N+1 before the stages run on batch N): at 1M, + monitor
+// with the state prefetched by the table's lookup (as the stage) against
+// the entry and state lines of the next batch prefetched one packet per
+// packet of the monitor's loop (kPfNext; slots from the previous visit, as
+// a flow cache would give them). Counters as BM_Cost: *_adds_cyc over the
+// generator alone.
+void BM_NextBatch(benchmark::State& st) {
+  static std::vector<std::unique_ptr<Runner>> rs;
+  if (rs.empty()) {
+    g_cost.clear();
+    g_cost_n = 0;
+    const size_t n = 1'000'000;
+    rs.push_back(std::make_unique<Runner>(n, Config{false, false, kThp, kPfNone}));
+    rs.push_back(std::make_unique<Runner>(n, Config{true, false, kThp, kPfNone}));
+    rs.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfLookup}));
+    rs.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfNext}));
+  }
+  interleave(st, rs);
+  const double g = rs[0]->median();
+  st.counters["table_adds_cyc"] = rs[1]->median() - g;
+  st.counters["lookup_total_adds_cyc"] = rs[2]->median() - g;
+  st.counters["next_total_adds_cyc"] = rs[3]->median() - g;
+}
+BENCHMARK(BM_NextBatch)->Unit(benchmark::kMicrosecond)->MinTime(5);
+
+// The memory floor (BM_Lines/lines/mode/work): cycles per item of a
+// 32-item batch whose items each read and write `lines` cache lines of a
+// 512 MB THP-hinted array (DRAM at 1M connections), plus `work` dependent
+// multiply-adds per item (compute to overlap with; ~4 cycles each). mode 0: every line of
+// the batch prefetched first, then the items processed (what the table's
+// lookup_bulk + companions do); 1: each item's lines prefetched kDist items
+// ahead (software pipeline); 2: no prefetch; 3: as 0 but an item's lines
+// adjacent in one random 512-byte slot (one connection's state) instead of
+// independent random lines. Counters: cyc (per item, median batch),
+// cyc_per_line. The slope of cyc over lines in mode 0 is the cost of one
+// more DRAM line per packet (docs/monitor.md "Cost").
+void BM_Lines(benchmark::State& st) {
+  const unsigned lines = unsigned(st.range(0)), mode = unsigned(st.range(1)), work = unsigned(st.range(2));
+  constexpr size_t kSlots = 1u << 20, kStride = 512, kBytes = kSlots * kStride;
+  constexpr unsigned kDist = 8;
+  static char* mem = [] {
+    void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, kBytes, MADV_HUGEPAGE);
+    std::memset(p, 1, kBytes);
+    return static_cast<char*>(p);
+  }();
+  static std::vector<uint32_t> idx = [] {
+    std::vector<uint32_t> v(1u << 24);
+    std::mt19937 g(7);
+    for (auto& x : v) x = uint32_t(g() % (kBytes / 64));
+    return v;
+  }();
+  size_t k = 0;
+  std::vector<uint32_t> cyc;
+  cyc.reserve(1u << 20);
+  uint64_t acc = 1;
+  for (auto _ : st) {
+    if (k + kBatch * lines > idx.size()) k = 0;
+    const uint32_t* ix = &idx[k];
+    k += kBatch * lines;
+    // mode 3: the item's lines adjacent, in one random 512-byte slot (a connection's state)
+    auto addr = [&](unsigned i, unsigned l) {
+      return mode == 3 ? mem + size_t(ix[i * lines] / 8) * 512 + 64 * l : mem + size_t(ix[i * lines + l]) * 64;
+    };
+    auto pf = [&](unsigned i) {
+      for (unsigned l = 0; l < lines; ++l) __builtin_prefetch(addr(i, l), 1);
+    };
+    const uint64_t c0 = __rdtsc();
+    if (mode == 0 || mode == 3)
+      for (unsigned i = 0; i < kBatch; ++i) pf(i);
+    else if (mode == 1)
+      for (unsigned i = 0; i < kDist && i < kBatch; ++i) pf(i);
+    for (unsigned i = 0; i < kBatch; ++i) {
+      if (mode == 1 && i + kDist < kBatch) pf(i + kDist);
+      uint64_t x = i;
+      for (unsigned l = 0; l < lines; ++l) {
+        uint64_t* w = reinterpret_cast<uint64_t*>(addr(i, l));
+        x += *w;
+        *w = x;
+      }
+      // Dependent within the item (~4 cycles each), independent of the other
+      // items (as packets of different connections).
+      for (unsigned j = 0; j < work; ++j) x = x * 0x9E3779B97F4A7C15ull + j;
+      acc ^= x;
+    }
+    const uint64_t dc = __rdtsc() - c0;
+    if (cyc.size() < cyc.capacity()) cyc.push_back(uint32_t(dc / kBatch));
+  }
+  benchmark::DoNotOptimize(acc);
+  std::nth_element(cyc.begin(), cyc.begin() + long(cyc.size() / 2), cyc.end());
+  const double med = cyc.empty() ? 0 : cyc[cyc.size() / 2];
+  st.counters["cyc"] = med;
+  st.counters["cyc_per_line"] = lines ? med / lines : 0;
+}
+BENCHMARK(BM_Lines)
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 8, 10}, {0, 1, 2}, {0}})
+    ->ArgsProduct({{1, 2, 3, 4, 5, 6, 7, 8}, {3}, {0}})
+    ->ArgsProduct({{0, 4, 8}, {0, 1}, {25}})
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.5);
 
 }  // namespace
 

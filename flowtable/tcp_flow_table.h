@@ -78,7 +78,9 @@ class TcpFlowTable {
   // being one more DRAM round trip in lookup_bulk.
   void prefetch(uint32_t hash) const { __builtin_prefetch(&buckets_[hash & mask_]); }
   uint32_t lookup(const FlowKey& k, uint32_t hash) const;
-  // Bucket prefetch for all, then entry prefetch for all, then compare.
+  // Bucket prefetch for all, then entry prefetch for all (a key with no
+  // match in its first bucket: its second bucket, then that candidate's
+  // entry), then compare.
   void lookup_bulk(const FlowKey* keys, const uint32_t* hashes, unsigned n, uint32_t* slots) const;
   void lookup_bulk(const TcpSegment* segs, unsigned n, uint32_t* slots) const;
 
@@ -167,13 +169,16 @@ class TcpFlowTable {
     return key_eq(slot, k, w0, w1);
   }
   void set_key(uint32_t slot, const FlowKey& k);
-  // Validate false: slots are the first-bucket candidates, unchecked (for
-  // track_bulk: track_one compares the key anyway and searches on a miss).
+  // Validate false: slots are the candidates (the first signature match in
+  // the first bucket, else in the second), unchecked (for track_bulk:
+  // track_one compares the key anyway and searches on a miss).
   template <bool Validate, typename Get>
   void lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const;
-  // lookup_bulk's prefetches without its key comparison: the first-bucket
-  // candidate per segment (kNoSlot if none), which track_one validates.
+  // lookup_bulk's prefetches without its key comparison: the candidate per
+  // segment (kNoSlot if none), which track_one validates.
   void candidates(const TcpSegment* segs, unsigned n, uint32_t* slots) const;
+  // Prefetches (for writing) a slot's entry and its companions' lines.
+  void prefetch_slot(uint32_t slot) const;
   int free_way(uint32_t b) const;
   uint32_t alloc(const FlowKey& k, uint32_t h);
   bool evict_embryonic_in(uint32_t b);

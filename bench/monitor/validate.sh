@@ -72,8 +72,8 @@ fi
 
 if [ "${NO_COST:-0}" != 1 ] && [ -x "$BUILD/bench/monitor/bench_monitor" ]; then
   echo "[validate] cost benchmark" >&2
-  "$BUILD/bench/monitor/bench_monitor" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-    --benchmark_format=json > "$OUT/cost.json"
+  "$BUILD/bench/monitor/bench_monitor" --benchmark_filter='BM_Cost|BM_Variants' --benchmark_repetitions=3 \
+    --benchmark_report_aggregates_only=true --benchmark_format=json > "$OUT/cost.json"
   python3 - "$OUT/cost.json" "$BUILD_REL" > "$OUT/cost.md" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))["benchmarks"]
@@ -99,7 +99,7 @@ if v:
     for i, pg in enumerate(["4 KB (MADV_NOHUGEPAGE)", "THP hint (the stage)", "hugetlbfs 2 MB"]):
         print("| %s | %.0f | %.0f | %.0f |" % (pg, v["v%d_cyc" % (3 * i)], v["v%d_cyc" % (3 * i + 1)], v["v%d_cyc" % (3 * i + 2)]))
 print()
-print("Median of 3 repetitions, `%s/bench/monitor/bench_monitor --benchmark_repetitions=3` (configurations "
+print("Median of 3 repetitions, `%s/bench/monitor/bench_monitor --benchmark_filter='BM_Cost|BM_Variants' --benchmark_repetitions=3` (configurations "
       "interleaved every 64 batches within one run; per-packet figures are medians over batches)." % sys.argv[2])
 PY
 fi

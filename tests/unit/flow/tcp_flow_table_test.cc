@@ -431,6 +431,30 @@ TEST(TcpFlowTable, BulkLookupMatchesSingle) {
   EXPECT_LT(hits, 200u);
 }
 
+// A full table (the index half full) keeps a share of its keys in their
+// second bucket; the bulk paths find those (track_bulk: no new entry, the
+// same slot as lookup) like the ones in their first.
+TEST(TcpFlowTable, BulkPathsFindKeysInSecondBucket) {
+  constexpr uint32_t kN = 2048;
+  TcpFlowTable t(small_cfg(kN));
+  std::vector<uint32_t> slot(kN);
+  for (uint32_t i = 0; i < kN; ++i) slot[i] = handshake(t, nth_pair(i), T0);
+  ASSERT_EQ(t.size(), kN);
+  std::vector<TcpSegment> segs;
+  for (uint32_t i = 0; i < kN; ++i) segs.push_back(i % 2 ? nth_pair(i).c2s(kAck, 1001, 5001) : nth_pair(i).s2c(kAck, 5001, 1001));
+  std::vector<uint32_t> bulk(kN);
+  t.lookup_bulk(segs.data(), kN, bulk.data());
+  for (uint32_t i = 0; i < kN; ++i) EXPECT_EQ(bulk[i], slot[i]);
+  std::vector<TrackResult> out(kN);
+  for (uint32_t base = 0; base < kN; base += 32) t.track_bulk(segs.data() + base, 32, T0 + 1, out.data() + base);
+  EXPECT_EQ(t.size(), kN);
+  EXPECT_EQ(t.stats().created, kN);
+  for (uint32_t i = 0; i < kN; ++i) {
+    EXPECT_EQ(out[i].slot, slot[i]);
+    EXPECT_FALSE(out[i].events & kEvCreated);
+  }
+}
+
 TEST(TcpFlowTable, TrackBulkCreatesOncePerBatch) {
   TcpFlowTable t(small_cfg());
   Pair p;
