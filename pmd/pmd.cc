@@ -123,7 +123,7 @@ void Pmd::set_poll_list(std::unique_ptr<PollList> pl) {
 void Pmd::clear_stats() {
   // Only counters that are pure sums; readers tolerate a torn reset.
   for (Counter* c : {&stats_.iterations, &stats_.busy_cycles, &stats_.idle_cycles, &stats_.rx_packets,
-                     &stats_.tx_packets, &stats_.sleeps, &stats_.sleep_ns})
+                     &stats_.tx_packets, &stats_.sleeps, &stats_.sleep_ns, &stats_.tx_stalls})
     c->reset();
 }
 
@@ -526,6 +526,7 @@ int Pmd::run() {
   auto note_stall = [&](uint64_t from, uint64_t to) {
     if (to - from < stall_min) return;
     tx_stalls_[tx_stall_next_] = {from, to};
+    stats_.tx_stalls.add();
     tx_stall_next_ = (tx_stall_next_ + 1) % kStalls;
   };
   log()->info("pmd {} running on lcore {} (idle sleep max {} us)", index_, lcore_, dp_.cfg.idle_sleep_max_us);
@@ -630,6 +631,7 @@ nlohmann::json Pmd::stats_json() const {
           {"fdb_full", s.fdb_full.get()},
           {"sleeps", s.sleeps.get()},
           {"sleep_us", s.sleep_ns.get() / 1000},
+          {"tx_stalls", s.tx_stalls.get()},
           {"parse_errors", perr}};
 }
 

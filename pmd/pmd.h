@@ -47,6 +47,7 @@ struct alignas(64) PmdStats {
   Counter stage_emitted;
   Counter fdb_learned, fdb_moved, fdb_full;
   Counter sleeps, sleep_ns;
+  Counter tx_stalls;              // bursts that took >= kStallMinUs from rx to sent (PmdContext::tx_stalls)
   Counter parse_err[static_cast<size_t>(net::ParseError::kCount)];
 };
 
