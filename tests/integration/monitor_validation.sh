@@ -40,6 +40,7 @@ enabled = ["monitor"]
 [stages.monitor]
 uplink_ports = ["up1", "up2"]
 export_path = "$T/closed.jsonl"
+${MON_STAGE_CFG:-}
 [[port]]
 name = "host"
 type = "dpdk"
