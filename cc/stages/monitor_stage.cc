@@ -66,7 +66,8 @@ struct MonitorStage::Env {
   // Converted here, on demand: the inference asks only for a long silence.
   uint32_t stall_end(uint32_t t) const {
     for (const PmdContext::Stall& x : ctx.tx_stalls()) {
-      if (!x.to) continue;
+      // Only recent stalls: the 32-bit us clock wraps every 71 minutes.
+      if (!x.to || now_tsc - x.to > st.tsc_per_us_ * 60'000'000) continue;
       const uint32_t from = st.us_of(x.from), to = st.us_of(x.to);
       if (int32_t(t - from) >= 0 && int32_t(to - t) > 0) return to;
     }

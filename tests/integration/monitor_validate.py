@@ -128,7 +128,10 @@ class Ctl:
             if time.time() > end:
                 raise OSError("control socket: no reply in %d s" % self.timeout)
             if poll and not select.select([c], [], [], self.POLL_S)[0]:
-                poll()
+                try:
+                    poll()
+                except OSError:
+                    pass  # a failed reference read: fewer reads to pair with, not a control-socket error
                 continue
             chunk = c.recv(1 << 20)
             if not chunk:

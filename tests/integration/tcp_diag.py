@@ -96,6 +96,7 @@ class TcpDiag:
         """Reads a dump (expect None: until NLMSG_DONE) or `expect` single replies."""
         out = {}
         got = 0
+        err = None  # single lookups: raised once all replies are read (none left for the next request)
         while True:
             n = self.sock.recv_into(self.buf)
             data = memoryview(self.buf)[:n]
@@ -107,9 +108,11 @@ class TcpDiag:
                 if typ == NLMSG_DONE:
                     return out
                 if typ == NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", data, off + 16)
-                    if expect is None or err != -2:  # single lookups: ENOENT, the socket is gone
-                        raise OSError(-err, "sock_diag: " + os.strerror(-err))
+                    (code,) = struct.unpack_from("=i", data, off + 16)
+                    if expect is None:
+                        raise OSError(-code, "sock_diag: " + os.strerror(-code))
+                    if code != -2 and err is None:  # ENOENT: the socket is gone, no error
+                        err = OSError(-code, "sock_diag: " + os.strerror(-code))
                     got += 1
                 if typ == SOCK_DIAG_BY_FAMILY:
                     got += 1
@@ -118,6 +121,8 @@ class TcpDiag:
                         out[key] = info
                 off += (ln + 3) & ~3
                 if expect is not None and got >= expect:
+                    if err:
+                        raise err
                     return out
 
     @staticmethod
