@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -279,6 +280,18 @@ void interleave(benchmark::State& st, std::vector<std::unique_ptr<Runner>>& rs) 
 std::vector<std::unique_ptr<Runner>> g_cost;
 size_t g_cost_n = 0;
 
+// 1M-connection runners of one benchmark, one per configuration, built on
+// its first call (BM_Cost's runners are released first: memory).
+std::vector<std::unique_ptr<Runner>>& runners_1m(std::vector<std::unique_ptr<Runner>>& rs,
+                                                 std::initializer_list<Config> cfgs) {
+  if (rs.empty()) {
+    g_cost.clear();
+    g_cost_n = 0;
+    for (const Config& c : cfgs) rs.push_back(std::make_unique<Runner>(1'000'000, c));
+  }
+  return rs;
+}
+
 void BM_Cost(benchmark::State& st) {
   const size_t n = static_cast<size_t>(st.range(0));
   if (g_cost_n != n) {
@@ -306,15 +319,11 @@ void BM_Cost(benchmark::State& st) {
 BENCHMARK(BM_Cost)->Arg(1)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond)->MinTime(3);
 
 void BM_Variants(benchmark::State& st) {
-  static std::vector<std::unique_ptr<Runner>> rs;
-  if (rs.empty()) {
-    g_cost.clear();
-    g_cost_n = 0;
-    const size_t n = 1'000'000;
-    for (Pages pg : {k4K, kThp, kHugetlb})
-      for (Prefetch pf : {kPfNone, kPfBatch, kPfLookup}) rs.push_back(std::make_unique<Runner>(n, Config{true, true, pg, pf}));
-    rs.push_back(std::make_unique<Runner>(n, Config{true, false, kThp, kPfNone}));
-  }
+  static std::vector<std::unique_ptr<Runner>> store;
+  auto& rs = runners_1m(store, {{true, true, k4K, kPfNone}, {true, true, k4K, kPfBatch}, {true, true, k4K, kPfLookup},
+                                {true, true, kThp, kPfNone}, {true, true, kThp, kPfBatch}, {true, true, kThp, kPfLookup},
+                                {true, true, kHugetlb, kPfNone}, {true, true, kHugetlb, kPfBatch},
+                                {true, true, kHugetlb, kPfLookup}, {true, false, kThp, kPfNone}});
   interleave(st, rs);
   for (size_t i = 0; i + 1 < rs.size(); ++i) st.counters["v" + std::to_string(i) + "_cyc"] = rs[i]->median();
   st.counters["base_cyc"] = rs.back()->median();
@@ -329,16 +338,9 @@ BENCHMARK(BM_Variants)->Unit(benchmark::kMicrosecond)->MinTime(5);
 // a flow cache would give them). Counters as BM_Cost: *_adds_cyc over the
 // generator alone.
 void BM_NextBatch(benchmark::State& st) {
-  static std::vector<std::unique_ptr<Runner>> rs;
-  if (rs.empty()) {
-    g_cost.clear();
-    g_cost_n = 0;
-    const size_t n = 1'000'000;
-    rs.push_back(std::make_unique<Runner>(n, Config{false, false, kThp, kPfNone}));
-    rs.push_back(std::make_unique<Runner>(n, Config{true, false, kThp, kPfNone}));
-    rs.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfLookup}));
-    rs.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfNext}));
-  }
+  static std::vector<std::unique_ptr<Runner>> store;
+  auto& rs = runners_1m(store, {{false, false, kThp, kPfNone}, {true, false, kThp, kPfNone},
+                                {true, true, kThp, kPfLookup}, {true, true, kThp, kPfNext}});
   interleave(st, rs);
   const double g = rs[0]->median();
   st.counters["table_adds_cyc"] = rs[1]->median() - g;
