@@ -965,10 +965,15 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     const bool sil = !(k == S && len > 0) && d.last_ack &&
                      (d.flags & (dflag::kSndGuest | dflag::kRcvGuest | dflag::kLastAck)) ==
                          (dflag::kSndGuest | dflag::kLastAck);
-    MonDir before;
-    if (sil) before = d;
-    mon_lim_update(d, dw, mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k])), k == S && len > 0, now_us);
-    if (sil && d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc, c.sil_8us[k]);
+    const uint8_t next_lim = mon_limit_state(d, rwnd, mon_eff_mss(conn.d[k]));
+    const bool data = k == S && len > 0;
+    if (sil) {
+      const MonDir before = d;
+      mon_lim_update(d, dw, next_lim, data, now_us);
+      if (d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc, c.sil_8us[k]);
+    } else {
+      mon_lim_update(d, dw, next_lim, data, now_us);
+    }
   }
   return o;
 }
