@@ -177,16 +177,22 @@ class RefReads:
         return None if best is None else (best[0], best[1] / 1000, best[2] / 1000)
 
 
+def dir_key(d):
+    """A monitor direction record's (src, sport, dst, dport)."""
+    sa, sp = d["src"].rsplit(":", 1)
+    da, dp = d["dst"].rsplit(":", 1)
+    return sa, int(sp), da, int(dp)
+
+
 def flow_dirs(flows, local):
     """{(src, sport, dst, dport): direction record} of the directions sent by local."""
     dirs = {}
     for f in flows:
         for d in f["dirs"]:
-            sa, sp = d["src"].rsplit(":", 1)
-            da, dp = d["dst"].rsplit(":", 1)
-            if sa == local:
-                dirs[(sa, int(sp), da, int(dp))] = dict(d, id="%s:%s" % (f["id"], f["gen"]), state=f["state"],
-                                                      copied_mono_ns=f.get("copied_mono_ns"))
+            key = dir_key(d)
+            if key[0] == local:
+                dirs[key] = dict(d, id="%s:%s" % (f["id"], f["gen"]), state=f["state"],
+                                 copied_mono_ns=f.get("copied_mono_ns"))
     return dirs
 
 
@@ -228,7 +234,7 @@ def cmd_sample(a):
                     else:
                         ids.pop(k, None)  # gone (or a new connection in its slot): found by the next scan
                     poll.read()
-            t_mon = t_ss2 = time.time()
+            t_ss2 = time.time()
             ss, ss2 = poll.reads[0][2], poll.reads[-1][2]
             for key, s in ss.items():
                 if key[2] != a.remote or key not in dirs:
@@ -237,7 +243,7 @@ def cmd_sample(a):
                 if m["bytes"] < 1 or not s.get("bytes_acked"):
                     continue
                 rec = {"t": t, "label": a.label, "conn": "%s:%d>%s:%d" % key, "ss": s, "mon": m,
-                       "t_mon_done": t_mon, "t_ss2": t_ss2, "reads": len(poll.reads)}
+                       "t_ss2": t_ss2, "reads": len(poll.reads)}
                 if key in ss2:
                     rec["ss_after"] = ss2[key]
                 near = poll.nearest(key, m["copied_mono_ns"]) if m.get("copied_mono_ns") else None
@@ -422,9 +428,8 @@ def cmd_counts(a):
     for line in open(a.export):
         r = json.loads(line)
         for d in r["dirs"]:
-            sa, sp = d["src"].rsplit(":", 1)
-            da, dp = d["dst"].rsplit(":", 1)
-            if sa == a.local and int(dp) == a.dport:
+            sa, _, _, dp = dir_key(d)
+            if sa == a.local and dp == a.dport:
                 mon["records"] += 1
                 mon["monitor_retrans"] += d["retrans"]
                 mon["monitor_spurious"] += d["spurious_retrans"]
