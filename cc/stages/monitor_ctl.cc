@@ -88,8 +88,7 @@ MonitorStage* monitor_of(Pmd& p) {
 // (the linger before removal is no state of the transfer).
 std::array<uint64_t, kLimCount> lim_totals(const FlowSnap& f, uint8_t dir) {
   std::array<uint64_t, kLimCount> t{};
-  const MonDirWarm& dc = f.c.w[dir];
-  for (uint8_t k = 0; k < kLimCount; ++k) t[k] = uint64_t(dc.lim_ms[k]) * 1000 + dc.lim_frac_us[k];
+  for (uint8_t k = 0; k < kLimCount; ++k) t[k] = mon_lim_total_us(f.c.w[dir], f.c.d[dir], k);
   const MonDir& d = f.h.d[dir];
   uint32_t until = f.now_us;
   if (f.conn.state == TcpState::kClosed || f.conn.state == TcpState::kReset) {

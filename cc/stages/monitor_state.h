@@ -69,6 +69,10 @@ inline constexpr uint8_t kFinSent = 1u << 2;
 // sender writing 8 KB every few RTTs sends 6 segments back to back and then
 // waits: counted as prompt, its in-flight time read as network-limited).
 inline constexpr uint8_t kIdleBurst = 1u << 3;
+// Retransmitted data of this direction is outstanding (MonDirCold::rtx_lo /
+// rtx_hi): a cumulative ACK that also acknowledges it gives no RTT sample
+// (Karn; Linux: FLAG_RETRANS_DATA_ACKED), whatever timed segment it covers.
+inline constexpr uint8_t kRtxOut = 1u << 4;
 }  // namespace gflag
 
 namespace xflag {
@@ -86,10 +90,20 @@ inline constexpr uint8_t kRoomOpen = 1u << 1;
 }  // namespace xflag
 
 // Timed segments per direction: the head in MonDir (rtt_end / rtt_t), up to
-// kRttQueue more in MonDirCold, spaced by a quarter of the flight, so that
+// kRttQueue more in MonDirWarm, spaced by a sixth of the flight, so that
 // several samples per RTT come from different places of a burst (a single
-// timed segment is mostly the first of a burst: the least queued).
-inline constexpr uint32_t kRttQueue = 3;
+// timed segment is mostly the first of a burst: the least queued), and the
+// sample follows the queue as closely as the sender's per-ACK samples do
+// (with a quarter, short transfers' RTT read 5-15 % low in slow start: the
+// last sample was up to a quarter window behind the newest ACK).
+inline constexpr uint32_t kRttQueue = 8;
+inline constexpr uint32_t kRttSpacing = 6;  // a timed segment per 1/kRttSpacing of the flight
+// The queue is packed: each entry's end and time as deltas from the one
+// before it (the head for the first), in these units, rounded down from the
+// previous one's reconstructed value (no error adds up: an end is at most 15
+// bytes early, still past the segment before it; a time at most 3 us early).
+// A segment further than 1 MB or 262 ms from the one before is not queued.
+inline constexpr uint32_t kRqEndUnit = 16, kRqTimeUnit = 4;
 // Hot state of one data direction (sender = the key endpoint it is indexed by).
 // Times are a 32-bit microsecond clock; 0 means "none".
 struct alignas(64) MonDir {
@@ -142,15 +156,15 @@ inline constexpr uint32_t kTsGroup = 4;
 // Per direction, warm: what a packet may touch outside loss events (limit-state
 // times, the timed-segment queue, the window roll), one cache line.
 struct alignas(64) MonDirWarm {
-  uint32_t lim_ms[kLimCount];       // time per limit state (closed intervals), ms
-  uint16_t lim_frac_us[kLimCount];  // sub-millisecond remainders (< 1000)
-  uint32_t rq_end[kRttQueue], rq_t[kRttQueue];  // timed segments behind the head, oldest first
+  uint32_t lim_us[kLimCount];  // time per limit state (closed intervals), us (beyond 2^31: MonDirCold::lim_carry_ms)
+  uint16_t rq_dend[kRttQueue], rq_dt[kRttQueue];  // timed segments behind the head, oldest first (packed)
   uint32_t una_win;       // una at the start of the current window
   uint32_t rate_kbps;     // acked bytes over the last window
   uint32_t max_flight;
   uint8_t rq_n;           // how many timed segments are queued
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
-  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch; FIN sent; idle burst)
+  uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch; FIN sent; idle burst;
+                          // retransmitted data outstanding)
   uint8_t pad[1];
 };
 static_assert(sizeof(MonDirWarm) == 64);
@@ -171,9 +185,18 @@ struct MonDirCold {
   uint32_t ssthresh;      // flight / 2 at the last loss (0: none yet)
   uint32_t hole_lo, hole_hi;
   uint32_t sil_from;  // a guest sender's silence the times in MonCold::sil_8us belong to (its last_ack)
+  // Retransmitted sequence space not yet acknowledged (gflag::kRtxOut): from
+  // the lowest start to the highest end of the retransmissions since una last
+  // passed all of them.
+  uint32_t rtx_lo, rtx_hi;
+  // The last retransmission: its TSval and when it passed (rtx_t 0: none or
+  // sampled). The ACK that ends the repair echoes it (the receiver takes
+  // TS.Recent from a segment that fills a hole).
+  uint32_t rtx_tsval, rtx_t;
+  uint32_t lim_carry_ms[kLimCount];  // limit-state totals carried out of MonDirWarm::lim_us
 };
 
-// Layout (320 bytes, 64-aligned): the first three lines are what a packet
+// Layout (384 bytes, 64-aligned): the first three lines are what a packet
 // may touch without a loss event (both directions' warm lines, both sides'
 // estimators); they follow the hot lines in MonState and are prefetched with
 // them
@@ -194,19 +217,20 @@ struct alignas(64) MonCold {
   // The SYN of a guest initiator (gflag::kSynTrack): when it passed and its TSval.
   uint32_t syn_t, syn_ts;
 };
-static_assert(sizeof(MonCold) == 320);
+static_assert(sizeof(MonCold) == 384);
 // Lines of MonCold a packet may touch outside loss events.
 inline constexpr uint32_t kMonColdWarmLines = (offsetof(MonCold, port) + 63) / 64;
 static_assert(kMonColdWarmLines == 3);
 
 // One connection's state: hot and warm lines first (what a packet touches
 // outside loss events: MonConn, then MonCold's warm lines), contiguous, so a
-// packet needs one page translation and five adjacent lines.
+// packet needs one page translation and five adjacent lines (512 bytes: a
+// slot never straddles a page).
 struct alignas(64) MonState {
   MonConn h;
   MonCold c;
 };
-static_assert(sizeof(MonState) == 448);
+static_assert(sizeof(MonState) == 512);
 inline constexpr uint32_t kMonWarmLines = sizeof(MonConn) / 64 + kMonColdWarmLines;
 
 // Prefetches (for writing) what a packet of this connection touches outside
@@ -242,11 +266,19 @@ inline void mon_reset(MonConn& h, MonCold& c) {
   c.port[0] = c.port[1] = 0xffff;
 }
 
-// Adds elapsed time to one limit state's total.
-inline void mon_add_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
-  const uint32_t f = dc.lim_frac_us[lim] + us;
-  dc.lim_ms[lim] += f / 1000;
-  dc.lim_frac_us[lim] = static_cast<uint16_t>(f % 1000);
+// Adds elapsed time (< 2^31 us) to one limit state's total: microseconds in
+// the warm line, whole milliseconds carried to the cold line about every 36
+// minutes of a state.
+inline constexpr uint32_t kLimCarryUs = 1u << 31;
+inline void mon_add_lim(MonDirWarm& w, MonDirCold& dc, uint8_t lim, uint32_t us) {
+  w.lim_us[lim] += us;
+  if (__builtin_expect(w.lim_us[lim] >= kLimCarryUs, 0)) {
+    dc.lim_carry_ms[lim] += w.lim_us[lim] / 1000;
+    w.lim_us[lim] %= 1000;
+  }
+}
+inline uint64_t mon_lim_total_us(const MonDirWarm& w, const MonDirCold& dc, uint8_t lim) {
+  return uint64_t(dc.lim_carry_ms[lim]) * 1000 + w.lim_us[lim];
 }
 
 // Gains of one sample that stands for n per-ACK samples of the sender's own
@@ -366,11 +398,11 @@ inline void mon_lim_split(const MonDir& d, uint32_t now, T* t) {
 }
 
 // Closes the open interval at `until` into the totals (state unchanged).
-inline void mon_lim_close(MonDir& d, MonDirWarm& dc, uint32_t until) {
+inline void mon_lim_close(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint32_t until) {
   uint32_t t[kLimCount] = {};
   mon_lim_split(d, until, t);
   for (uint8_t k = 0; k < kLimCount; ++k)
-    if (t[k]) mon_add_lim(dc, k, t[k]);
+    if (t[k]) mon_add_lim(dw, dc, k, t[k]);
   d.lim_since = until;
   d.xflags = 0;
 }
@@ -380,11 +412,11 @@ inline void mon_lim_close(MonDir& d, MonDirWarm& dc, uint32_t until) {
 // Linux's chrono (tcp_write_xmit) is the reference: receiver-window-limited
 // only when the sender tried to send and pacing and cwnd allowed it, and it
 // stays so until the sender has processed the ACK that opens the window.
-inline void mon_lim_update(MonDir& d, MonDirWarm& dc, uint8_t st, bool data, uint32_t now) {
+inline void mon_lim_update(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint8_t st, bool data, uint32_t now) {
   if (d.lim == kLimRwnd) {
     if (st == kLimRwnd) {
       if (data) {  // the sender filled the window again: a new pacing hold starts
-        mon_lim_close(d, dc, now);
+        mon_lim_close(d, dw, dc, now);
         d.xflags = xflag::kPaceHold;
       }
       return;
@@ -393,30 +425,32 @@ inline void mon_lim_update(MonDir& d, MonDirWarm& dc, uint8_t st, bool data, uin
       const bool held = (d.xflags & xflag::kPaceHold) && now - d.lim_since < uint32_t(d.pace4) * 4;
       if (!held) {  // the sender was window-limited and is until it reacts
         if (!(d.xflags & xflag::kRoomOpen)) {
-          mon_lim_close(d, dc, now);  // the served pacing hold to network; rwnd goes on from here
+          mon_lim_close(d, dw, dc, now);  // the served pacing hold to network; rwnd goes on from here
           d.xflags = xflag::kRoomOpen;
         }
         return;
       }
       // The ACK came within the pacing hold: the sender was pacing (busy) all along.
     }
-    mon_lim_close(d, dc, now);
+    mon_lim_close(d, dw, dc, now);
     d.lim = st;
     return;
   }
   if (st != d.lim) {
-    mon_lim_close(d, dc, now);
+    mon_lim_close(d, dw, dc, now);
     d.lim = st;
     if (st == kLimRwnd && data) d.xflags = xflag::kPaceHold;
   }
 }
 
 // Removes time from one limit state's total (re-attribution).
-inline void mon_sub_lim(MonDirWarm& dc, uint8_t lim, uint32_t us) {
-  uint64_t t = uint64_t(dc.lim_ms[lim]) * 1000 + dc.lim_frac_us[lim];
-  t -= std::min<uint64_t>(t, us);
-  dc.lim_ms[lim] = static_cast<uint32_t>(t / 1000);
-  dc.lim_frac_us[lim] = static_cast<uint16_t>(t % 1000);
+inline void mon_sub_lim(MonDirWarm& w, MonDirCold& dc, uint8_t lim, uint32_t us) {
+  if (w.lim_us[lim] < us && dc.lim_carry_ms[lim]) {  // borrow back from the carried part
+    const uint32_t ms = std::min(dc.lim_carry_ms[lim], (us - w.lim_us[lim]) / 1000 + 1);
+    dc.lim_carry_ms[lim] -= ms;
+    w.lim_us[lim] += ms * 1000;
+  }
+  w.lim_us[lim] -= std::min(w.lim_us[lim], us);
 }
 
 // How long a guest may take to answer before its silence counts as not
@@ -431,11 +465,11 @@ inline uint32_t mon_guest_thr(const MonSide& s, const MonParams& p) {
 // A guest did not answer from `from` until now: it was not running. The open
 // interval up to `from` keeps its state (time before lim_since is attributed
 // already), the rest is guest scheduling.
-inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, uint32_t from, uint32_t now) {
+inline void mon_guest_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint32_t from, uint32_t now) {
   if (int32_t(from - d.lim_since) < 0) from = d.lim_since;
   if (int32_t(now - from) <= 0) return;  // now: when the switch last saw the guest silent (mon_seen_us)
-  mon_lim_close(d, dw, from);
-  mon_add_lim(dw, kLimGuest, now - from);
+  mon_lim_close(d, dw, dc, from);
+  mon_add_lim(dw, dc, kLimGuest, now - from);
   d.lim_since = now;
 }
 
@@ -472,72 +506,144 @@ inline void mon_guest_sender_silence(MonDir& d, MonDirWarm& dw, MonDirCold& dc, 
       if (sil[k]) {
         const uint32_t us = std::min(uint32_t(sil[k]) * 8, cap);
         cap -= us;
-        mon_sub_lim(dw, k, us);
-        mon_add_lim(dw, kLimGuest, us);
+        mon_sub_lim(dw, dc, k, us);
+        mon_add_lim(dw, dc, kLimGuest, us);
       }
     dc.sil_from = 0;
   }
-  mon_guest_silence(d, dw, d.last_ack, now);
+  mon_guest_silence(d, dw, dc, d.last_ack, now);
+}
+
+// A timed segment: where it ends and when it passed.
+struct MonTimed {
+  uint32_t end, t;
+};
+// The queued entry after `prev` (the head for entry 0).
+inline MonTimed mon_rq_next(const MonDirWarm& w, uint32_t i, MonTimed prev) {
+  return {prev.end + uint32_t(w.rq_dend[i]) * kRqEndUnit, prev.t + uint32_t(w.rq_dt[i]) * kRqTimeUnit};
 }
 
 // Starts timing a new segment ending at end (passed at now) if the head is
-// free, or queues it when the previous timed one is at least a quarter of the
+// free, or queues it when the previous timed one is at least a sixth of the
 // flight (and a segment) behind. Returns true if it became the head.
-inline bool mon_rtt_start(MonDir& d, MonDirWarm& dc, uint32_t end, uint32_t now, uint32_t mss) {
+inline bool mon_rtt_start(MonDir& d, MonDirWarm& w, uint32_t end, uint32_t now, uint32_t mss) {
   if (!d.rtt_t) {
     d.rtt_t = now;
     d.rtt_end = end;
     d.acks = 0;
     return true;
   }
-  if (dc.rq_n >= kRttQueue) return false;
-  const uint32_t last = dc.rq_n ? dc.rq_end[dc.rq_n - 1] : d.rtt_end;
-  // A quarter of the window: the larger of the flight now and the last RTT's largest.
-  const uint32_t space = std::max<uint32_t>(mss, std::max(d.nxt - d.una, d.fl_prev) / 4);
-  if (net::Seq(end) < net::Seq(last) + space) return false;
-  dc.rq_end[dc.rq_n] = end;
-  dc.rq_t[dc.rq_n] = now;
-  ++dc.rq_n;
+  if (w.rq_n >= kRttQueue) return false;
+  MonTimed last{d.rtt_end, d.rtt_t};
+  for (uint32_t j = 0; j < w.rq_n; ++j) last = mon_rq_next(w, j, last);
+  // A sixth of the window: the larger of the flight now and the last RTT's largest.
+  const uint32_t space = std::max<uint32_t>(mss, std::max(d.nxt - d.una, d.fl_prev) / kRttSpacing);
+  if (net::Seq(end) < net::Seq(last.end) + space) return false;
+  const uint32_t de = (end - last.end) / kRqEndUnit, dt = (now - last.t) / kRqTimeUnit;
+  if (de > 0xffff || dt > 0xffff) return false;
+  w.rq_dend[w.rq_n] = static_cast<uint16_t>(de);
+  w.rq_dt[w.rq_n] = static_cast<uint16_t>(dt);
+  ++w.rq_n;
   return false;
 }
 
-// Removes the queued timed segments [from, from + n) (n >= 1, within rq_n).
-inline void mon_rq_erase(MonDirWarm& dc, uint32_t from, uint32_t n) {
-  for (uint32_t j = from + n; j < dc.rq_n; ++j) {
-    dc.rq_end[j - n] = dc.rq_end[j];
-    dc.rq_t[j - n] = dc.rq_t[j];
+// Removes queued entry i; the next one keeps its place (its deltas absorb
+// entry i's; where they no longer fit, the queue ends at i).
+inline void mon_rq_erase(MonDirWarm& w, uint32_t i) {
+  if (i + 1 < w.rq_n) {
+    const uint32_t de = uint32_t(w.rq_dend[i]) + w.rq_dend[i + 1], dt = uint32_t(w.rq_dt[i]) + w.rq_dt[i + 1];
+    if (de > 0xffff || dt > 0xffff) {
+      w.rq_n = static_cast<uint8_t>(i);
+      return;
+    }
+    w.rq_dend[i + 1] = static_cast<uint16_t>(de);
+    w.rq_dt[i + 1] = static_cast<uint16_t>(dt);
   }
-  dc.rq_n = static_cast<uint8_t>(dc.rq_n - n);
+  for (uint32_t j = i + 1; j < w.rq_n; ++j) {
+    w.rq_dend[j - 1] = w.rq_dend[j];
+    w.rq_dt[j - 1] = w.rq_dt[j];
+  }
+  --w.rq_n;
+}
+
+// Removes the queued entries whose end `drop` selects (oldest first); returns
+// the time of the first one removed (0: none).
+template <typename Pred>
+inline uint32_t mon_rq_drop_if(const MonDir& d, MonDirWarm& w, Pred drop) {
+  uint32_t first = 0;
+  MonTimed prev{d.rtt_end, d.rtt_t};
+  for (uint32_t j = 0; j < w.rq_n;) {
+    const MonTimed e = mon_rq_next(w, j, prev);
+    if (drop(e.end)) {
+      if (!first) first = mon_time_nz(e.t);
+      mon_rq_erase(w, j);  // entry j is now the next one, relative to prev
+    } else {
+      prev = e;
+      ++j;
+    }
+  }
+  return first;
 }
 
 // Drops the timed segments an ACK up to ack covers; the next becomes the head.
-inline void mon_rtt_pop(MonDir& d, MonDirWarm& dc, uint32_t ack) {
-  uint32_t i = 0;
-  while (i < dc.rq_n && net::Seq(ack) >= net::Seq(dc.rq_end[i])) ++i;
-  if (i < dc.rq_n) {
-    d.rtt_end = dc.rq_end[i];
-    d.rtt_t = dc.rq_t[i];
-    mon_rq_erase(dc, 0, i + 1);
-  } else {
-    d.rtt_t = 0;
-    dc.rq_n = 0;
+inline void mon_rtt_pop(MonDir& d, MonDirWarm& w, uint32_t ack) {
+  MonTimed e{d.rtt_end, d.rtt_t};
+  for (uint32_t i = 0; i < w.rq_n; ++i) {
+    e = mon_rq_next(w, i, e);
+    if (net::Seq(ack) < net::Seq(e.end)) {  // entry i is the new head; the rest are relative to it
+      d.rtt_end = e.end;
+      d.rtt_t = mon_time_nz(e.t);
+      for (uint32_t j = i + 1; j < w.rq_n; ++j) {
+        w.rq_dend[j - i - 1] = w.rq_dend[j];
+        w.rq_dt[j - i - 1] = w.rq_dt[j];
+      }
+      w.rq_n = static_cast<uint8_t>(w.rq_n - i - 1);
+      return;
+    }
   }
+  d.rtt_t = 0;
+  w.rq_n = 0;
 }
 
-// Karn: a retransmission from seq makes every timed segment ending above seq
-// ambiguous. Returns true if any was discarded.
-inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dc, uint32_t seq) {
-  if (!d.rtt_t || net::Seq(seq) >= net::Seq(d.rtt_end)) {
-    if (!d.rtt_t) return false;
-    uint32_t n = 0;
-    while (n < dc.rq_n && net::Seq(seq) >= net::Seq(dc.rq_end[n])) ++n;
-    const bool dropped = n < dc.rq_n;
-    dc.rq_n = static_cast<uint8_t>(n);
-    return dropped;
+// Karn: a retransmission of [seq, end) makes the timed segments it resends
+// ambiguous: they are dropped (returns true if any was). Those above it stay
+// timed: the receiver's SACK for them is a valid sample (Linux's sack_rtt),
+// but a cumulative ACK that also acknowledges the resent range is not (see
+// mon_rtt_ack_valid); the range joins the outstanding retransmitted space.
+inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint32_t seq, uint32_t end,
+                         const net::TcpOptions& opts, uint32_t now) {
+  if (opts.has(net::kOptTs)) {
+    dc.rtx_tsval = opts.ts_val;
+    dc.rtx_t = mon_time_nz(now);
   }
-  d.rtt_t = 0;  // the head (and everything queued behind it) is ambiguous
-  dc.rq_n = 0;
-  return true;
+  if (net::Seq(end) <= net::Seq(d.una) && (d.flags & dflag::kAck)) {
+    // Acknowledged already (a spurious retransmission): no ACK to come covers it.
+  } else if (!(dw.gflags & gflag::kRtxOut)) {
+    dc.rtx_lo = seq;
+    dc.rtx_hi = end;
+    dw.gflags |= gflag::kRtxOut;
+  } else {
+    if (net::Seq(seq) < net::Seq(dc.rtx_lo)) dc.rtx_lo = seq;
+    if (net::Seq(end) > net::Seq(dc.rtx_hi)) dc.rtx_hi = end;
+  }
+  if (!d.rtt_t) return false;
+  const auto resent = [&](uint32_t e) { return net::Seq(e) > net::Seq(seq) && net::Seq(e) <= net::Seq(end); };
+  bool dropped = mon_rq_drop_if(d, dw, resent) != 0;
+  if (resent(d.rtt_end)) {
+    mon_rtt_pop(d, dw, d.rtt_end);
+    dropped = true;
+  }
+  return dropped;
+}
+
+// An ACK advancing una from una_old to ack: false if it acknowledges
+// retransmitted data (its timing says nothing about the timed segment's RTT);
+// forgets the retransmitted space once una has passed all of it.
+inline bool mon_rtt_ack_valid(MonDirWarm& dw, MonDirCold& dc, uint32_t una_old, uint32_t ack) {
+  if (!(dw.gflags & gflag::kRtxOut)) return true;
+  const bool valid = !(net::Seq(ack) > net::Seq(dc.rtx_lo) && net::Seq(una_old) < net::Seq(dc.rtx_hi));
+  if (net::Seq(ack) >= net::Seq(dc.rtx_hi)) dw.gflags &= static_cast<uint8_t>(~gflag::kRtxOut);
+  return valid;
 }
 
 // Environment of the inference: port roles and guest ring probes. The stage
@@ -624,7 +730,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       s.opts.has(net::kOptTs)) {
     const int64_t ahead = int64_t(int32_t(s.opts.ts_val - c.syn_ts)) * 1000 - int64_t(int32_t(now_us - c.syn_t)) - 1000;
     if (ahead > 0 && ahead < 1'000'000 && ((c.w[S].gflags & gflag::kSynCounted) || ahead > int64_t(p.guest_stall_us))) {
-      mon_add_lim(c.w[S], kLimGuest, static_cast<uint32_t>(ahead));
+      mon_add_lim(c.w[S], c.d[S], kLimGuest, static_cast<uint32_t>(ahead));
       c.syn_t -= static_cast<uint32_t>(ahead);  // later packets count only what exceeds this
       c.w[S].gflags |= gflag::kSynCounted;
       o.guest_delay = 1;
@@ -695,14 +801,16 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     const int32_t thr = int32_t(mon_guest_thr(c.side[S], p));
     if ((d.flags & dflag::kRcvGuest) && owed && gap > thr &&
         int32_t(seen_us - mon_after_stall(env, d.last_evt)) > thr) {
-      mon_guest_silence(d, dw, mon_after_stall(env, d.last_ack ? d.last_ack : d.last_evt), seen_us);
+      mon_guest_silence(d, dw, dc, mon_after_stall(env, d.last_ack ? d.last_ack : d.last_evt), seen_us);
       o.guest_delay = 1;
     }
+    bool karn_bad = false;  // this ACK advanced una over retransmitted data
     if (!(d.flags & dflag::kAck)) {
       d.una = s.ack;
       d.flags |= dflag::kAck;
       if (!(d.flags & dflag::kSeq)) d.nxt = s.ack;
     } else if (Seq(s.ack) > Seq(d.una)) {
+      const uint32_t una_old = d.una;
       d.una = s.ack;
       if ((d.flags & dflag::kSndGuest) && (dw.gflags & gflag::kSynTrack) && !s.syn())
         dw.gflags &= static_cast<uint8_t>(~gflag::kSynTrack);
@@ -713,7 +821,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       // it may be silent for.
       if (!(d.flags & dflag::kRcvGuest) && !(d.flags & dflag::kLastAck)) d.last_ack = now_us;
       d.flags |= dflag::kLastAck;
-      if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
+      karn_bad = !mon_rtt_ack_valid(dw, dc, una_old, s.ack);
+      if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end) && karn_bad) {  // also acknowledges resent data
+        mon_rtt_pop(d, dw, s.ack);
+        ++dc.karn_skipped;
+        o.karn_skip = 1;
+      } else if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
         // The oldest timed segment this ACK covers (Linux: the first newly
         // acknowledged segment's send time); the others it covers are dropped.
         mon_side_sample(c.side[S], now_us - d.rtt_t, s_guest, true, d.acks);
@@ -730,6 +843,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       }
     } else if (s.ack == d.una && s.payload_len == 0 && !s.syn() && !s.fin() && Seq(d.nxt) > Seq(d.una)) {
       if (d.dupacks < 255) ++d.dupacks;
+      if (d.acks < 255) ++d.acks;  // in recovery, each one updates the sender's srtt (SACK samples)
       ++dc.dupacks;
       o.dupack = 1;
       if (d.dupacks == p.dupthresh && d.phase != kRecovery && d.phase != kLoss) {
@@ -753,17 +867,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         }
         return false;
       };
-      uint32_t t = 0;
+      // The oldest timed segment the blocks cover gives the sample; all of
+      // them are done (a later ACK repeats the blocks: no stale samples).
+      uint32_t t = mon_rq_drop_if(d, dw, sacked);
       if (sacked(d.rtt_end)) {
         t = d.rtt_t;
         mon_rtt_pop(d, dw, d.rtt_end);
-      } else {
-        for (uint32_t j = 0; j < dw.rq_n; ++j)
-          if (sacked(dw.rq_end[j])) {
-            t = dw.rq_t[j];
-            mon_rq_erase(dw, j, 1);
-            break;
-          }
       }
       if (t) {
         mon_side_sample(c.side[S], now_us - t, s_guest, true, std::max<uint32_t>(1, d.acks));
@@ -772,6 +881,20 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         mon_refresh(h, c, S, p);
         o.rtt_sample = 1;
       }
+    }
+    // Timestamp sample (Linux's tcp_rtt_tsopt_us: an ACK that advanced una
+    // over retransmitted data, with no Karn or SACK sample): the ACK that
+    // ends a repair echoes the retransmission's TSval; its RTT is that of the
+    // retransmission (without it the sender's srtt, which takes it, and the
+    // monitor's part at the end of a recovery).
+    if (__builtin_expect(karn_bad, 0) && !o.rtt_sample && s.opts.has(net::kOptTs) && dc.rtx_t &&
+        s.opts.ts_ecr == dc.rtx_tsval) {
+      mon_side_sample(c.side[S], now_us - dc.rtx_t, s_guest, true, std::max<uint32_t>(1, d.acks));
+      d.acks = 0;
+      dc.rtx_t = 0;
+      mon_refresh(h, c, R, p);
+      mon_refresh(h, c, S, p);
+      o.rtt_sample = 1;
     }
     if (s.flags & net::tcpflag::kEce) ++dc.ece;
     if (had_evt || (d.flags & dflag::kSeq)) d.last_evt = now_us;
@@ -854,7 +977,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         o.hole_fill = 1;
         // Timed segments above the hole are acknowledged only once it is
         // filled: their samples would contain the sender's repair.
-        if (mon_rtt_karn(d, dw, seq.raw())) ++dc.karn_skipped;
+        if (mon_rtt_karn(d, dw, dc, seq.raw(), top.raw(), s.opts, now_us)) ++dc.karn_skipped;
         if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
         if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
       } else {
@@ -873,7 +996,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
           dc.spurious += segs;
           o.spurious = 1;
         }
-        if (mon_rtt_karn(d, dw, seq.raw())) {  // Karn: a timed range is ambiguous now
+        if (mon_rtt_karn(d, dw, dc, seq.raw(), top.raw(), s.opts, now_us)) {  // Karn: the timed segments resent are ambiguous now
           ++dc.karn_skipped;
           o.karn_skip = 1;
         }
@@ -969,10 +1092,10 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     const bool data = k == S && len > 0;
     if (sil) {
       const MonDir before = d;
-      mon_lim_update(d, dw, next_lim, data, now_us);
+      mon_lim_update(d, dw, dc, next_lim, data, now_us);
       if (d.lim_since != before.lim_since) mon_sil_note(before, d.lim_since, dc, c.sil_8us[k]);
     } else {
-      mon_lim_update(d, dw, next_lim, data, now_us);
+      mon_lim_update(d, dw, dc, next_lim, data, now_us);
     }
   }
   return o;

@@ -128,8 +128,7 @@ class Mon : public ::testing::Test {
   const MonSide& server_side() { return cold_[last_.slot].side[cdir() ^ 1]; }
   const MonSide& client_side() { return cold_[last_.slot].side[cdir()]; }
   uint32_t lim_us(uint8_t l) {
-    const MonDirWarm& d = cold_[last_.slot].w[cdir()];
-    uint64_t t = uint64_t(d.lim_ms[l]) * 1000 + d.lim_frac_us[l];
+    uint64_t t = mon_lim_total_us(cold_[last_.slot].w[cdir()], cold_[last_.slot].d[cdir()], l);
     if (cd().lim == l) t += now_ - cd().lim_since;
     return uint32_t(t);
   }
@@ -417,9 +416,11 @@ TEST_F(Mon, KarnDropsOnlyTimedSegmentsAboveTheRetransmission) {
   now_ += 100;
   EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001 + 2 * kMss).rtt_sample);
   now_ += 100;
+  // Segment 4 stays timed (a SACK for it would be a sample), but the
+  // cumulative ACK also acknowledges the resent segment 3: no sample.
   EXPECT_FALSE(pkt(false, tf::kAck, 5001, 1001 + 8 * kMss).rtt_sample);
   EXPECT_EQ(server_side().n, 3u);  // handshake + 2
-  EXPECT_EQ(cc().karn_skipped, 1u);
+  EXPECT_EQ(cc().karn_skipped, 2u);  // segment 3 when resent, segment 4 at that ACK
 }
 
 // A sender that is not paced, window-limited, whose answer to each ACK takes
@@ -824,7 +825,81 @@ TEST_F(Mon, SackedTimedSegmentGivesSample) {
   const uint32_t n1 = server_side().n;
   now_ += 20;
   pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, seq));
-  EXPECT_LE(server_side().n, n1 + 1);  // at most the next queued timed segment
+  EXPECT_EQ(server_side().n, n1);  // every timed segment the block covered is done
+}
+
+// A retransmission makes only the timed segments it resends ambiguous: those
+// behind it give samples when the SACK blocks report them, during the
+// recovery (Linux's srtt follows the queue there through its SACK samples; a
+// monitor that dropped them read short transfers' RTT low in recovery). The
+// cumulative ACK that ends the recovery acknowledges the resent segment: no
+// sample; the next new data is timed again.
+TEST_F(Mon, TimedSegmentsBehindARetransmissionGiveSackSamples) {
+  handshake();
+  const uint32_t seq = send_segments(1001, 8);  // all timed (the window is not known yet: one per segment)
+  auto sack = [](uint32_t l, uint32_t r) {
+    return std::vector<uint8_t>{1, 1, 5, 10, uint8_t(l >> 24), uint8_t(l >> 16), uint8_t(l >> 8), uint8_t(l),
+                                uint8_t(r >> 24), uint8_t(r >> 16), uint8_t(r >> 8), uint8_t(r)};
+  };
+  now_ += 500;  // segment 1 lost: the receiver reports segment 2
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, 3001)).rtt_sample);
+  const uint32_t n0 = server_side().n;
+  now_ += 10;
+  const MonOut r = pkt(true, tf::kAck, 1001, 5001, kMss);  // segment 1 resent early (RACK)
+  EXPECT_TRUE(r.retrans);
+  EXPECT_TRUE(r.karn_skip);  // segment 1 was timed
+  now_ += 1'000;  // segments 3 and 4 arrive late (a queue built up): their SACKs are samples
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, 4001)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 1);
+  EXPECT_EQ(server_side().max, 1'560u);  // segment 3 passed at +30, its SACK at +1590
+  now_ += 10;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001, 0, 65535, sack(2001, 5001)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 2);
+  now_ += 300;  // the resent segment 1 arrives: the cumulative ACK covers it, no sample
+  const MonOut a = pkt(false, tf::kAck, 5001, seq);
+  EXPECT_FALSE(a.rtt_sample);
+  EXPECT_TRUE(a.karn_skip);  // segments 5-8 were timed too: discarded
+  EXPECT_EQ(server_side().n, n0 + 2);
+  now_ += 10;  // new data: timed, and its ACK is a sample again
+  pkt(true, tf::kAck, seq, 5001, kMss);
+  now_ += 400;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, seq + kMss).rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 3);
+  EXPECT_EQ(cc().karn_skipped, 2u);
+}
+
+// The ACK that ends a repair acknowledges retransmitted data: no Karn
+// sample, but it echoes the retransmission's TSval (the receiver takes
+// TS.Recent from a segment that fills a hole), so its RTT is known (Linux
+// takes it too: tcp_rtt_tsopt_us). An echo of anything else gives nothing.
+TEST_F(Mon, RepairEndingAckEchoingTheRetransmissionIsASample) {
+  handshake(ts_opt(1, 0));
+  const uint32_t emss = kMss - 12;
+  uint32_t seq = 1001;
+  for (int k = 0; k < 4; ++k, seq += emss) {
+    now_ += 10;
+    pkt(true, tf::kAck, seq, 5001, emss, 65535, ts_opt(100, 1));
+  }
+  now_ += 500;
+  for (int k = 0; k < 3; ++k) pkt(false, tf::kAck, 5001, 1001, 0, 65535, ts_opt(2, 100));  // dupACKs
+  const uint32_t n0 = server_side().n;
+  now_ += 10;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, emss, 65535, ts_opt(105, 2)).retrans);
+  now_ += 700;
+  const MonOut a = pkt(false, tf::kAck, 5001, seq, 0, 65535, ts_opt(3, 105));
+  EXPECT_TRUE(a.rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 1);
+  EXPECT_EQ(server_side().max, 700u);
+  // Again, but the ACK echoes the original's TSval (it acknowledges what came before the resend).
+  for (int k = 0; k < 2; ++k, seq += emss) {
+    now_ += 10;
+    pkt(true, tf::kAck, seq, 5001, emss, 65535, ts_opt(110, 3));
+  }
+  now_ += 10;
+  pkt(true, tf::kAck, seq - 2 * emss, 5001, emss, 65535, ts_opt(111, 3));  // resent
+  now_ += 300;
+  EXPECT_FALSE(pkt(false, tf::kAck, 5001, seq, 0, 65535, ts_opt(4, 110)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0 + 1);
 }
 
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
@@ -850,10 +925,12 @@ TEST_F(Mon, MidStreamStart) {
   o = pkt(true, tf::kAck, 777'000, 9'000, kMss);  // resent after its ACK passed
   EXPECT_TRUE(o.retrans);
   EXPECT_TRUE(o.spurious);
-  // The second segment was sent while the first was timed: its ACK gives no sample.
+  // The second segment (timed too) was not resent: its ACK is a sample, as
+  // for Linux (the resent range lies below it, acknowledged already).
   now_ += 10;
   o = pkt(false, tf::kAck, 9'000, 779'000);
-  EXPECT_FALSE(o.rtt_sample);
+  EXPECT_TRUE(o.rtt_sample);
+  EXPECT_NEAR(server_side().max, 420u, kRqTimeUnit);  // a queued time is stored in 4 us units
   now_ += 10;
   pkt(true, tf::kAck, 779'000, 9'000, kMss);  // new data: timed again
   now_ += 250;
@@ -1009,4 +1086,72 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::AddGlobalTestEnvironment(new EalEnv);
   return RUN_ALL_TESTS();
+}
+
+// The packed queue of timed segments: ends and times come back within their
+// units (never late: an ACK at the boundary before a segment does not take
+// its sample), an entry removed in the middle keeps the later ones in place.
+TEST(MonQueue, PackedEntriesKeepEndsAndTimes) {
+  MonDir d{};
+  MonDirWarm w{};
+  d.una = 1'000'000;
+  const uint32_t mss = 1448;
+  uint32_t end = d.una + 1'443, t = 1'000'003;  // ends and times off the units on purpose
+  ASSERT_TRUE(mon_rtt_start(d, w, end, t, mss));
+  std::vector<MonTimed> sent{{end, t}};
+  for (uint32_t k = 0; k < kRttQueue + 2; ++k) {
+    end += mss;
+    t += 37;
+    d.nxt = end;
+    d.una = end - mss;  // spacing: one segment (a sixth of a one-segment flight)
+    mon_rtt_start(d, w, end, t, mss);
+    sent.push_back({end, t});
+  }
+  ASSERT_EQ(w.rq_n, kRttQueue);  // full: the last two were not queued
+  MonTimed e{d.rtt_end, d.rtt_t};
+  for (uint32_t i = 0; i < w.rq_n; ++i) {
+    e = mon_rq_next(w, i, e);
+    EXPECT_LE(e.end, sent[i + 1].end);
+    EXPECT_GT(e.end + 0, sent[i + 1].end - kRqEndUnit);
+    EXPECT_LE(e.t, sent[i + 1].t);
+    EXPECT_GT(e.t, sent[i + 1].t - kRqTimeUnit);
+  }
+  // An ACK of everything up to segment 3's start pops the head and entries 0-1 only.
+  mon_rtt_pop(d, w, sent[3].end - mss);
+  EXPECT_EQ(w.rq_n, kRttQueue - 3);
+  EXPECT_GT(d.rtt_end, sent[3].end - kRqEndUnit);
+  EXPECT_LE(d.rtt_end, sent[3].end);
+  // Remove entry 1 (segment 5): entry 2 (segment 6) stays where it was.
+  mon_rq_erase(w, 1);
+  MonTimed h{d.rtt_end, d.rtt_t};
+  const MonTimed e0 = mon_rq_next(w, 0, h), e1 = mon_rq_next(w, 1, e0);
+  EXPECT_LE(e0.end, sent[4].end);
+  EXPECT_GT(e0.end, sent[4].end - kRqEndUnit);
+  EXPECT_LE(e1.end, sent[6].end);
+  EXPECT_GT(e1.end, sent[6].end - 2 * kRqEndUnit);
+  EXPECT_GE(sent[6].t - e1.t, 0u);
+  EXPECT_LT(sent[6].t - e1.t, 2 * kRqTimeUnit);
+}
+
+// Limit-state time: microseconds in the warm line, carried into the cold line
+// past 2^31 us, and taken back exactly.
+TEST(MonQueue, LimitTotalsCarryAndBorrow) {
+  MonDirWarm w{};
+  MonDirCold dc{};
+  uint64_t total = 0;
+  for (int k = 0; k < 5; ++k) {
+    mon_add_lim(w, dc, kLimNetwork, 1'000'000'007u);
+    total += 1'000'000'007u;
+  }
+  EXPECT_EQ(mon_lim_total_us(w, dc, kLimNetwork), total);
+  EXPECT_GT(dc.lim_carry_ms[kLimNetwork], 0u);
+  EXPECT_LT(w.lim_us[kLimNetwork], kLimCarryUs);
+  const uint32_t take = w.lim_us[kLimNetwork] + 2'500;  // more than the warm part holds
+  mon_sub_lim(w, dc, kLimNetwork, take);
+  EXPECT_EQ(mon_lim_total_us(w, dc, kLimNetwork), total - take);
+  MonDirWarm w2{};
+  MonDirCold dc2{};
+  mon_add_lim(w2, dc2, kLimSender, 700);
+  mon_sub_lim(w2, dc2, kLimSender, 900);  // never below zero
+  EXPECT_EQ(mon_lim_total_us(w2, dc2, kLimSender), 0u);
 }
