@@ -1,11 +1,11 @@
 // The monitor stage's per-connection state and its per-packet inference
 // (shared/papers/tcp-monitor.txt; the guest-delay signal from pvtcp.txt).
 //
-// State lives in one array of TcpFlowTable::capacity() MonState slots (448 B),
+// State lives in one array of TcpFlowTable::capacity() MonState slots (512 B),
 // indexed by the flow table's slot and reset on kEvCreated:
 //  - MonConn (hot, 128 B = two cache lines): one MonDir per data direction,
 //    indexed by the SENDING key endpoint, touched by every packet;
-//  - MonCold (320 B): three warm lines (per direction: time-in-state totals,
+//  - MonCold (384 B): three warm lines (per direction: time-in-state totals,
 //    timed-segment queue, window roll; both sides' RTT estimators), touched
 //    on RTT samples, window ends and limit-state changes, then the cold
 //    counters of loss events. The stage prefetches the hot and warm lines of
@@ -101,15 +101,21 @@ inline constexpr uint32_t kRttSpacing = 6;  // a timed segment per 1/kRttSpacing
 // The queue is packed: each entry's end and time as deltas from the one
 // before it (the head for the first), in these units, rounded down from the
 // previous one's reconstructed value (no error adds up: an end is at most 15
-// bytes early, still past the segment before it; a time at most 3 us early).
-// A segment further than 1 MB or 262 ms from the one before is not queued.
+// bytes early, a time at most 3 us early). Segments shorter than an end unit
+// are not queued (their rounded end could fall at or before their start,
+// where an ACK of the segment before would take their sample). A segment
+// further than 1 MB or 262 ms from the one before is not queued; the
+// spacing is capped at kRqMaxSpace so that large flights still queue.
+// An entry that cannot be removed (merging its deltas into the next one
+// would overflow) is marked dead (MonDirWarm::rq_dead) and skipped.
 inline constexpr uint32_t kRqEndUnit = 16, kRqTimeUnit = 4;
+inline constexpr uint32_t kRqMaxSpace = 0xffff * kRqEndUnit / 4;  // three adjacent entries still merge
 // Hot state of one data direction (sender = the key endpoint it is indexed by).
 // Times are a 32-bit microsecond clock; 0 means "none".
 struct alignas(64) MonDir {
   uint32_t una;        // highest ACK from the receiver seen at the switch
   uint32_t nxt;        // highest sequence end from the sender
-  uint32_t rtt_end;    // Karn: end of the oldest timed segment (more queue in MonDirCold::rq_*)
+  uint32_t rtt_end;    // Karn: end of the oldest timed segment (more queued in MonDirWarm::rq_*)
   uint32_t rtt_t;      // when it passed (0: nothing timed)
   uint32_t ts_w;       // receiver's TSval awaiting the sender's echo
   uint32_t ts_t;       // when it passed toward the sender (0: none pending)
@@ -129,7 +135,7 @@ struct alignas(64) MonDir {
   uint8_t phase;       // Phase
   uint8_t lim;         // Limit (current)
   uint8_t flags;       // dflag
-  uint8_t acks;        // ACKs that advanced una since the last Karn sample (saturates)
+  uint8_t acks;        // ACKs (una advanced, or dupACKs with SACK blocks) since the last RTT sample (saturates)
   uint8_t pace4;       // EWMA of the sender's gap between two data packets with no ACK between, 4 us units
   uint8_t xflags;      // xflag: how the open limit interval splits (see mon_lim_split)
 };
@@ -161,11 +167,11 @@ struct alignas(64) MonDirWarm {
   uint32_t una_win;       // una at the start of the current window
   uint32_t rate_kbps;     // acked bytes over the last window
   uint32_t max_flight;
-  uint8_t rq_n;           // how many timed segments are queued
+  uint8_t rq_n;           // how many timed segments are queued (dead ones included)
   uint8_t ts_wn;          // timestamp-echo samples of the sender's side in the current group (MonSide::wmin)
   uint8_t gflags;         // gflag:: bits (guest sender: its SYN's wait before the switch; FIN sent; idle burst;
                           // retransmitted data outstanding)
-  uint8_t pad[1];
+  uint8_t rq_dead;        // bit i: queued entry i is dead (kept for the positions of those after it)
 };
 static_assert(sizeof(MonDirWarm) == 64);
 
@@ -174,7 +180,7 @@ struct MonDirCold {
   uint32_t retrans;       // retransmitted segments (sequence space seen before)
   uint32_t spurious;      // ... whose ACK had already passed toward the sender
   uint32_t dupacks;
-  uint32_t karn_skipped;  // RTT samples discarded (retransmission of the timed range)
+  uint32_t karn_skipped;  // timed segments discarded (resent, or covered by an ACK that also covers resent data)
   uint16_t fast_retx;     // fast-retransmit / recovery episodes
   uint16_t timeouts;      // RTO episodes
   uint16_t ece;           // ACKs with ECE (receiver saw CE marks)
@@ -187,13 +193,15 @@ struct MonDirCold {
   uint32_t sil_from;  // a guest sender's silence the times in MonCold::sil_8us belong to (its last_ack)
   // Retransmitted sequence space not yet acknowledged (gflag::kRtxOut): from
   // the lowest start to the highest end of the retransmissions since una last
-  // passed all of them.
+  // passed all of them. One span: an ACK that covers only originals between
+  // two resent ranges gives no sample either (Linux would take it; rare, and
+  // SACK samples cover that time).
   uint32_t rtx_lo, rtx_hi;
-  // The last retransmission: its TSval and when it passed (rtx_t 0: none or
-  // sampled). The ACK that ends the repair echoes it (the receiver takes
-  // TS.Recent from a segment that fills a hole).
-  uint32_t rtx_tsval, rtx_t;
-  uint32_t lim_carry_ms[kLimCount];  // limit-state totals carried out of MonDirWarm::lim_us
+  // The last retransmission: its TSval, end, and when it passed (rtx_t 0:
+  // none or sampled). The ACK that ends the repair echoes it (the receiver
+  // takes TS.Recent from a segment that fills a hole).
+  uint32_t rtx_tsval, rtx_end, rtx_t;
+  uint16_t lim_carry[kLimCount];  // limit-state totals carried out of MonDirWarm::lim_us, in kLimCarryUs
 };
 
 // Layout (384 bytes, 64-aligned): the first three lines are what a packet
@@ -267,18 +275,18 @@ inline void mon_reset(MonConn& h, MonCold& c) {
 }
 
 // Adds elapsed time (< 2^31 us) to one limit state's total: microseconds in
-// the warm line, whole milliseconds carried to the cold line about every 36
-// minutes of a state.
+// the warm line, carried to the cold line in units of 2^31 us (~36 minutes
+// of a state; 65535 of them: 4 years).
 inline constexpr uint32_t kLimCarryUs = 1u << 31;
 inline void mon_add_lim(MonDirWarm& w, MonDirCold& dc, uint8_t lim, uint32_t us) {
   w.lim_us[lim] += us;
   if (__builtin_expect(w.lim_us[lim] >= kLimCarryUs, 0)) {
-    dc.lim_carry_ms[lim] += w.lim_us[lim] / 1000;
-    w.lim_us[lim] %= 1000;
+    w.lim_us[lim] -= kLimCarryUs;
+    ++dc.lim_carry[lim];
   }
 }
 inline uint64_t mon_lim_total_us(const MonDirWarm& w, const MonDirCold& dc, uint8_t lim) {
-  return uint64_t(dc.lim_carry_ms[lim]) * 1000 + w.lim_us[lim];
+  return uint64_t(dc.lim_carry[lim]) * kLimCarryUs + w.lim_us[lim];
 }
 
 // Gains of one sample that stands for n per-ACK samples of the sender's own
@@ -452,10 +460,9 @@ inline void mon_lim_update(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint8_t st
 
 // Removes time from one limit state's total (re-attribution).
 inline void mon_sub_lim(MonDirWarm& w, MonDirCold& dc, uint8_t lim, uint32_t us) {
-  if (w.lim_us[lim] < us && dc.lim_carry_ms[lim]) {  // borrow back from the carried part
-    const uint32_t ms = std::min(dc.lim_carry_ms[lim], (us - w.lim_us[lim]) / 1000 + 1);
-    dc.lim_carry_ms[lim] -= ms;
-    w.lim_us[lim] += ms * 1000;
+  if (w.lim_us[lim] < us && dc.lim_carry[lim]) {  // borrow back from the carried part (us < 2^31)
+    --dc.lim_carry[lim];
+    w.lim_us[lim] += kLimCarryUs;
   }
   w.lim_us[lim] -= std::min(w.lim_us[lim], us);
 }
@@ -533,34 +540,45 @@ inline MonTimed mon_rq_next(const MonDirWarm& w, uint32_t i, MonTimed prev) {
 // Starts timing a new segment ending at end (passed at now) if the head is
 // free, or queues it when the previous timed one is at least a sixth of the
 // flight (and a segment) behind. Returns true if it became the head.
-inline bool mon_rtt_start(MonDir& d, MonDirWarm& w, uint32_t end, uint32_t now, uint32_t mss) {
+inline bool mon_rtt_start(MonDir& d, MonDirWarm& w, uint32_t end, uint32_t len, uint32_t now, uint32_t mss) {
   if (!d.rtt_t) {
     d.rtt_t = now;
     d.rtt_end = end;
     d.acks = 0;
     return true;
   }
-  if (w.rq_n >= kRttQueue) return false;
+  if (w.rq_n >= kRttQueue || len < kRqEndUnit) return false;
   MonTimed last{d.rtt_end, d.rtt_t};
   for (uint32_t j = 0; j < w.rq_n; ++j) last = mon_rq_next(w, j, last);
   // A sixth of the window: the larger of the flight now and the last RTT's largest.
-  const uint32_t space = std::max<uint32_t>(mss, std::max(d.nxt - d.una, d.fl_prev) / kRttSpacing);
+  const uint32_t space = std::min(kRqMaxSpace, std::max<uint32_t>(mss, std::max(d.nxt - d.una, d.fl_prev) / kRttSpacing));
   if (net::Seq(end) < net::Seq(last.end) + space) return false;
   const uint32_t de = (end - last.end) / kRqEndUnit, dt = (now - last.t) / kRqTimeUnit;
   if (de > 0xffff || dt > 0xffff) return false;
   w.rq_dend[w.rq_n] = static_cast<uint16_t>(de);
   w.rq_dt[w.rq_n] = static_cast<uint16_t>(dt);
+  w.rq_dead = static_cast<uint8_t>(w.rq_dead & ~(1u << w.rq_n));
   ++w.rq_n;
   return false;
 }
 
+// Drops queued entries [0, n): the rest move to the front.
+inline void mon_rq_shift(MonDirWarm& w, uint32_t n) {
+  for (uint32_t j = n; j < w.rq_n; ++j) {
+    w.rq_dend[j - n] = w.rq_dend[j];
+    w.rq_dt[j - n] = w.rq_dt[j];
+  }
+  w.rq_n = static_cast<uint8_t>(w.rq_n - n);
+  w.rq_dead = static_cast<uint8_t>(w.rq_dead >> n);
+}
+
 // Removes queued entry i; the next one keeps its place (its deltas absorb
-// entry i's; where they no longer fit, the queue ends at i).
+// entry i's; where they would not fit, entry i stays, marked dead).
 inline void mon_rq_erase(MonDirWarm& w, uint32_t i) {
   if (i + 1 < w.rq_n) {
     const uint32_t de = uint32_t(w.rq_dend[i]) + w.rq_dend[i + 1], dt = uint32_t(w.rq_dt[i]) + w.rq_dt[i + 1];
     if (de > 0xffff || dt > 0xffff) {
-      w.rq_n = static_cast<uint8_t>(i);
+      w.rq_dead = static_cast<uint8_t>(w.rq_dead | (1u << i));
       return;
     }
     w.rq_dend[i + 1] = static_cast<uint16_t>(de);
@@ -570,6 +588,8 @@ inline void mon_rq_erase(MonDirWarm& w, uint32_t i) {
     w.rq_dend[j - 1] = w.rq_dend[j];
     w.rq_dt[j - 1] = w.rq_dt[j];
   }
+  const uint32_t below = w.rq_dead & ((1u << i) - 1);
+  w.rq_dead = static_cast<uint8_t>(below | ((w.rq_dead >> (i + 1)) << i));
   --w.rq_n;
 }
 
@@ -581,13 +601,14 @@ inline uint32_t mon_rq_drop_if(const MonDir& d, MonDirWarm& w, Pred drop) {
   MonTimed prev{d.rtt_end, d.rtt_t};
   for (uint32_t j = 0; j < w.rq_n;) {
     const MonTimed e = mon_rq_next(w, j, prev);
-    if (drop(e.end)) {
+    const uint8_t n = w.rq_n;
+    if (!(w.rq_dead & (1u << j)) && drop(e.end)) {
       if (!first) first = mon_time_nz(e.t);
-      mon_rq_erase(w, j);  // entry j is now the next one, relative to prev
-    } else {
-      prev = e;
-      ++j;
+      mon_rq_erase(w, j);  // entry j is now the next one, relative to prev (or j is dead now)
+      if (w.rq_n < n) continue;
     }
+    prev = e;
+    ++j;
   }
   return first;
 }
@@ -597,19 +618,16 @@ inline void mon_rtt_pop(MonDir& d, MonDirWarm& w, uint32_t ack) {
   MonTimed e{d.rtt_end, d.rtt_t};
   for (uint32_t i = 0; i < w.rq_n; ++i) {
     e = mon_rq_next(w, i, e);
-    if (net::Seq(ack) < net::Seq(e.end)) {  // entry i is the new head; the rest are relative to it
-      d.rtt_end = e.end;
+    if (net::Seq(ack) < net::Seq(e.end) && !(w.rq_dead & (1u << i))) {
+      d.rtt_end = e.end;  // entry i is the new head; the rest are relative to it
       d.rtt_t = mon_time_nz(e.t);
-      for (uint32_t j = i + 1; j < w.rq_n; ++j) {
-        w.rq_dend[j - i - 1] = w.rq_dend[j];
-        w.rq_dt[j - i - 1] = w.rq_dt[j];
-      }
-      w.rq_n = static_cast<uint8_t>(w.rq_n - i - 1);
+      mon_rq_shift(w, i + 1);
       return;
     }
   }
   d.rtt_t = 0;
   w.rq_n = 0;
+  w.rq_dead = 0;
 }
 
 // Karn: a retransmission of [seq, end) makes the timed segments it resends
@@ -621,6 +639,7 @@ inline bool mon_rtt_karn(MonDir& d, MonDirWarm& dw, MonDirCold& dc, uint32_t seq
                          const net::TcpOptions& opts, uint32_t now) {
   if (opts.has(net::kOptTs)) {
     dc.rtx_tsval = opts.ts_val;
+    dc.rtx_end = end;
     dc.rtx_t = mon_time_nz(now);
   }
   if (net::Seq(end) <= net::Seq(d.una) && (d.flags & dflag::kAck)) {
@@ -850,7 +869,9 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       }
     } else if (s.ack == d.una && s.payload_len == 0 && !s.syn() && !s.fin() && Seq(d.nxt) > Seq(d.una)) {
       if (d.dupacks < 255) ++d.dupacks;
-      if (d.acks < 255) ++d.acks;  // in recovery, each one updates the sender's srtt (SACK samples)
+      // In recovery each one with SACK blocks updates the sender's srtt (a
+      // SACK sample): it counts toward the next sample's gain.
+      if (s.opts.n_sack && d.acks < 255) ++d.acks;
       ++dc.dupacks;
       o.dupack = 1;
       if (d.dupacks == p.dupthresh && d.phase != kRecovery && d.phase != kLoss) {
@@ -863,9 +884,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     // SACK sample (Linux's sack_rtt_us, what it uses when no segment is newly
     // acknowledged cumulatively, i.e. during loss recovery): the oldest timed
-    // segment whose end this ACK's SACK blocks cover (the receiver has it; a
-    // later hole repair would otherwise make it a Karn discard).
-    if (__builtin_expect(s.opts.n_sack != 0, 0) && d.rtt_t && !o.rtt_sample) {
+    // segment whose end this ACK's SACK blocks cover (the receiver has it;
+    // the cumulative ACK that covers it later may also cover resent data).
+    // Every timed segment the blocks cover is done, also when this ACK gave
+    // a cumulative sample already (a later ACK repeats the blocks: no stale
+    // samples).
+    if (__builtin_expect(s.opts.n_sack != 0, 0) && d.rtt_t) {
       auto sacked = [&](uint32_t end) {
         if (Seq(end) <= Seq(d.una)) return false;
         for (uint32_t i = 0; i < s.opts.n_sack; ++i) {
@@ -874,14 +898,12 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         }
         return false;
       };
-      // The oldest timed segment the blocks cover gives the sample; all of
-      // them are done (a later ACK repeats the blocks: no stale samples).
       uint32_t t = mon_rq_drop_if(d, dw, sacked);
       if (sacked(d.rtt_end)) {
         t = d.rtt_t;
         mon_rtt_pop(d, dw, d.rtt_end);
       }
-      if (t) {
+      if (t && !o.rtt_sample) {
         mon_side_sample(c.side[S], now_us - t, s_guest, true, std::max<uint32_t>(1, d.acks));
         d.acks = 0;
         mon_refresh(h, c, R, p);
@@ -891,11 +913,15 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     }
     // Timestamp sample (Linux's tcp_rtt_tsopt_us: an ACK that advanced una
     // over retransmitted data, with no Karn or SACK sample): the ACK that
-    // ends a repair echoes the retransmission's TSval; its RTT is that of the
-    // retransmission (without it the sender's srtt, which takes it, and the
-    // monitor's part at the end of a recovery).
+    // ends a repair (covers the last retransmission) echoes the
+    // retransmission's TSval; its RTT is that of the retransmission (without
+    // it the sender's srtt, which takes it, and the monitor's part at the end
+    // of a recovery). An original sent in the same TSval tick echoes the same
+    // value: if the ACK was the original's, the sample is short by the time
+    // between the two, and one shorter than the side's minimum is dropped.
     if (__builtin_expect(karn_bad, 0) && !o.rtt_sample && s.opts.has(net::kOptTs) && dc.rtx_t &&
-        s.opts.ts_ecr == dc.rtx_tsval) {
+        s.opts.ts_ecr == dc.rtx_tsval && Seq(s.ack) >= Seq(dc.rtx_end) &&
+        (c.side[S].n == 0 || now_us - dc.rtx_t >= c.side[S].min)) {
       mon_side_sample(c.side[S], now_us - dc.rtx_t, s_guest, true, std::max<uint32_t>(1, d.acks));
       d.acks = 0;
       dc.rtx_t = 0;
@@ -982,8 +1008,10 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (fill) {
         ++dc.fills;
         o.hole_fill = 1;
-        // Timed segments above the hole are acknowledged only once it is
-        // filled: their samples would contain the sender's repair.
+        // Timed segments above the hole are acknowledged cumulatively only
+        // once it is filled, and such a sample would contain the sender's
+        // repair: the filled range counts as resent (no sample from the ACK
+        // that covers it; their SACK samples stay valid).
         if (mon_rtt_karn(d, dw, dc, seq.raw(), top.raw(), s.opts, now_us)) ++dc.karn_skipped;
         if (seq == Seq(dc.hole_lo)) dc.hole_lo = top.raw();
         if (Seq(dc.hole_lo) >= Seq(dc.hole_hi)) d.flags &= static_cast<uint8_t>(~dflag::kHole);
@@ -1044,7 +1072,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (!(dw.gflags & gflag::kIdleBurst) || d.nxt == d.una)
         d.clocked = static_cast<uint8_t>(d.clocked - d.clocked / 8 + (prompt ? 31 : 0));
       d.nxt = end.raw();
-      if (mon_rtt_start(d, dw, end.raw(), now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
+      if (mon_rtt_start(d, dw, end.raw(), len, now_us, mon_eff_mss(snd_st))) o.probe_guest = (d.flags & dflag::kRcvGuest) ? 1 : 0;
     }
     if (!(d.flags & dflag::kLastAck) && d.last_evt) {
       // Data after data, no ACK between: the sender's own spacing per packet

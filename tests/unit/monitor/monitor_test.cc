@@ -381,38 +381,39 @@ TEST_F(Mon, LimitedByReceiverWindow) {
 
 TEST_F(Mon, SeveralTimedSegmentsPerRtt) {
   handshake();
-  // Bursts of 8 segments pass at once; the bottleneck spaces them 100 us,
+  // Bursts of 24 segments pass at once; the bottleneck spaces them 100 us,
   // the receiver ACKs every second one: ACK k comes 1000 + 200 k us later.
   uint32_t nxt = 1001;
   int samples = 0;
   for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 8; ++i, nxt += kMss) pkt(true, tf::kAck, nxt, 5001, kMss);
+    for (int i = 0; i < 24; ++i, nxt += kMss) pkt(true, tf::kAck, nxt, 5001, kMss);
     const uint32_t t0 = now_;
     samples = 0;
-    for (int k = 1; k <= 4; ++k) {
+    for (int k = 1; k <= 12; ++k) {
       now_ = t0 + 1000 + 200 * k;
-      samples += pkt(false, tf::kAck, 5001, nxt - 8 * kMss + 2 * k * kMss).rtt_sample;
+      samples += pkt(false, tf::kAck, 5001, nxt - 24 * kMss + 2 * k * kMss).rtt_sample;
     }
   }
-  // Once the window is known, one timed segment per quarter of it: four
-  // samples per RTT, not one, and the later ones carry the queueing of the
-  // burst like the sender's own per-ACK samples.
-  EXPECT_EQ(samples, 4);
-  EXPECT_EQ(server_side().max, 1800u);
-  EXPECT_GT(server_side().srtt, 1050u);  // from 100 (handshake) toward the 1500 mean
+  // Once the window is known, one timed segment per sixth of it: six
+  // samples per RTT, not one (a quarter: four), and the later ones carry
+  // the queueing of the burst like the sender's own per-ACK samples.
+  EXPECT_EQ(samples, 6);
+  EXPECT_EQ(server_side().max, 3200u);  // the burst's last timed segment: the 11th ACK covers it
+  EXPECT_GT(server_side().srtt, 1800u);  // from 100 (handshake) toward the 2300 mean
 }
 
-TEST_F(Mon, KarnDropsOnlyTimedSegmentsAboveTheRetransmission) {
+TEST_F(Mon, KarnDropsOnlyTheTimedSegmentsTheRetransmissionResends) {
   handshake();
   uint32_t nxt = 1001;
   for (int i = 0; i < 8; ++i, nxt += kMss) pkt(true, tf::kAck, nxt, 5001, kMss);
-  // Timed: segments 1, 2, 3, 4 (the first window is not known yet: one per segment).
+  // Timed: segments 1-6 and 8 (the first window is not known yet: a sixth of
+  // the flight so far, at least a segment, apart).
   now_ += 500;
   EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001 + kMss).rtt_sample);  // segment 1
   now_ += 10;
   const MonOut r = pkt(true, tf::kAck, 1001 + 2 * kMss, 5001, kMss);  // segment 3 resent
   EXPECT_TRUE(r.karn_skip);
-  // Segment 2's timing is still valid, those of segments 3 and 4 are not.
+  // Segment 2's timing is still valid, segment 3's is not.
   now_ += 100;
   EXPECT_TRUE(pkt(false, tf::kAck, 5001, 1001 + 2 * kMss).rtt_sample);
   now_ += 100;
@@ -836,7 +837,7 @@ TEST_F(Mon, SackedTimedSegmentGivesSample) {
 // sample; the next new data is timed again.
 TEST_F(Mon, TimedSegmentsBehindARetransmissionGiveSackSamples) {
   handshake();
-  const uint32_t seq = send_segments(1001, 8);  // all timed (the window is not known yet: one per segment)
+  const uint32_t seq = send_segments(1001, 8);  // timed: 1-6 and 8 (the window is not known yet)
   auto sack = [](uint32_t l, uint32_t r) {
     return std::vector<uint8_t>{1, 1, 5, 10, uint8_t(l >> 24), uint8_t(l >> 16), uint8_t(l >> 8), uint8_t(l),
                                 uint8_t(r >> 24), uint8_t(r >> 16), uint8_t(r >> 8), uint8_t(r)};
@@ -900,6 +901,44 @@ TEST_F(Mon, RepairEndingAckEchoingTheRetransmissionIsASample) {
   now_ += 300;
   EXPECT_FALSE(pkt(false, tf::kAck, 5001, seq, 0, 65535, ts_opt(4, 110)).rtt_sample);
   EXPECT_EQ(server_side().n, n0 + 1);
+}
+
+// An ACK that gives a cumulative sample and carries SACK blocks also
+// consumes the timed segments the blocks cover: the next dupACK repeating
+// the block gives no (late) sample of them.
+TEST_F(Mon, SackBlocksOnACumulativeSampleConsumeTheirTimedSegments) {
+  handshake();
+  send_segments(1001, 4);  // all four timed; segment 2 is lost
+  auto sack = [](uint32_t l, uint32_t r) {
+    return std::vector<uint8_t>{1, 1, 5, 10, uint8_t(l >> 24), uint8_t(l >> 16), uint8_t(l >> 8), uint8_t(l),
+                                uint8_t(r >> 24), uint8_t(r >> 16), uint8_t(r >> 8), uint8_t(r)};
+  };
+  now_ += 500;
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 2001, 0, 65535, sack(3001, 4001)).rtt_sample);  // segment 1
+  const uint32_t n0 = server_side().n;
+  now_ += 300;
+  EXPECT_FALSE(pkt(false, tf::kAck, 5001, 2001, 0, 65535, sack(3001, 4001)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0);
+  now_ += 10;  // segment 4 arrives: newly reported, a sample
+  EXPECT_TRUE(pkt(false, tf::kAck, 5001, 2001, 0, 65535, sack(3001, 5001)).rtt_sample);
+  EXPECT_NEAR(server_side().max, 500u + 300u + 10u, kRqTimeUnit);  // from segment 4's pass to this ACK
+}
+
+// A resend in the same TSval tick as the original: the receiver's echo
+// cannot tell which one its ACK answers. A timestamp sample shorter than the
+// side's minimum (here: the ACK was the original's, 50 us after the resend)
+// is dropped.
+TEST_F(Mon, TimestampSampleShorterThanTheMinimumIsDropped) {
+  handshake(ts_opt(1, 0));  // side minimum 100 us (the handshake)
+  const uint32_t emss = kMss - 12;
+  now_ += 10;
+  pkt(true, tf::kAck, 1001, 5001, emss, 65535, ts_opt(100, 1));
+  now_ += 300;
+  EXPECT_TRUE(pkt(true, tf::kAck, 1001, 5001, emss, 65535, ts_opt(100, 1)).retrans);  // same tick
+  now_ += 50;
+  const uint32_t n0 = server_side().n;
+  EXPECT_FALSE(pkt(false, tf::kAck, 5001, 1001 + emss, 0, 65535, ts_opt(2, 100)).rtt_sample);
+  EXPECT_EQ(server_side().n, n0);
 }
 
 TEST_F(Mon, GuestProbeRequestedForDataTowardAGuest) {
@@ -1097,14 +1136,14 @@ TEST(MonQueue, PackedEntriesKeepEndsAndTimes) {
   d.una = 1'000'000;
   const uint32_t mss = 1448;
   uint32_t end = d.una + 1'443, t = 1'000'003;  // ends and times off the units on purpose
-  ASSERT_TRUE(mon_rtt_start(d, w, end, t, mss));
+  ASSERT_TRUE(mon_rtt_start(d, w, end, mss, t, mss));
   std::vector<MonTimed> sent{{end, t}};
   for (uint32_t k = 0; k < kRttQueue + 2; ++k) {
     end += mss;
     t += 37;
     d.nxt = end;
     d.una = end - mss;  // spacing: one segment (a sixth of a one-segment flight)
-    mon_rtt_start(d, w, end, t, mss);
+    mon_rtt_start(d, w, end, mss, t, mss);
     sent.push_back({end, t});
   }
   ASSERT_EQ(w.rq_n, kRttQueue);  // full: the last two were not queued
@@ -1129,8 +1168,8 @@ TEST(MonQueue, PackedEntriesKeepEndsAndTimes) {
   EXPECT_GT(e0.end, sent[4].end - kRqEndUnit);
   EXPECT_LE(e1.end, sent[6].end);
   EXPECT_GT(e1.end, sent[6].end - 2 * kRqEndUnit);
-  EXPECT_GE(sent[6].t - e1.t, 0u);
-  EXPECT_LT(sent[6].t - e1.t, 2 * kRqTimeUnit);
+  EXPECT_GE(int32_t(sent[6].t - e1.t), 0);
+  EXPECT_LT(int32_t(sent[6].t - e1.t), int32_t(2 * kRqTimeUnit));
 }
 
 // Limit-state time: microseconds in the warm line, carried into the cold line
@@ -1144,7 +1183,7 @@ TEST(MonQueue, LimitTotalsCarryAndBorrow) {
     total += 1'000'000'007u;
   }
   EXPECT_EQ(mon_lim_total_us(w, dc, kLimNetwork), total);
-  EXPECT_GT(dc.lim_carry_ms[kLimNetwork], 0u);
+  EXPECT_GT(dc.lim_carry[kLimNetwork], 0u);
   EXPECT_LT(w.lim_us[kLimNetwork], kLimCarryUs);
   const uint32_t take = w.lim_us[kLimNetwork] + 2'500;  // more than the warm part holds
   mon_sub_lim(w, dc, kLimNetwork, take);
@@ -1154,4 +1193,59 @@ TEST(MonQueue, LimitTotalsCarryAndBorrow) {
   mon_add_lim(w2, dc2, kLimSender, 700);
   mon_sub_lim(w2, dc2, kLimSender, 900);  // never below zero
   EXPECT_EQ(mon_lim_total_us(w2, dc2, kLimSender), 0u);
+}
+
+// Across the 2^32 sequence wrap, in a flight of 12 MB (spacing capped so the
+// 16-bit deltas still hold), with segments too short for the end unit left
+// out, an entry whose removal cannot be merged stays dead, and popping skips
+// it.
+TEST(MonQueue, WrapLargeFlightShortSegmentsAndDeadEntries) {
+  MonDir d{};
+  MonDirWarm w{};
+  const uint32_t mss = 1448;
+  d.una = 0xffffffffu - 1'000'000;  // the queue crosses 2^32
+  uint32_t end = d.una + mss, t = 5'000;
+  ASSERT_TRUE(mon_rtt_start(d, w, end, mss, t, mss));
+  d.fl_prev = 12'000'000;  // spacing a sixth of it (2 MB), capped at kRqMaxSpace
+  std::vector<MonTimed> q;
+  for (int k = 0; k < 20'000 && w.rq_n < kRttQueue; ++k) {
+    end += mss;
+    t += 10;
+    d.nxt = end;
+    if (!mon_rtt_start(d, w, end, mss, t, mss) && w.rq_n > q.size()) q.push_back({end, t});
+  }
+  ASSERT_EQ(w.rq_n, kRttQueue);  // the 12 MB flight still queues
+  MonTimed e{d.rtt_end, d.rtt_t};
+  for (uint32_t i = 0; i < w.rq_n; ++i) {
+    e = mon_rq_next(w, i, e);
+    EXPECT_LT(q[i].end - e.end, kRqEndUnit) << i;
+  }
+  EXPECT_TRUE(net::Seq(e.end) > net::Seq(0xffffffffu)) << "last entry past the wrap";
+  // Entries are ~kRqMaxSpace apart: removing entry 1 merges its deltas into
+  // the next one, once more fits (three entries' deltas in one), the third
+  // would not: entry 1 (at entry 3's place) stays, dead.
+  const uint8_t n = w.rq_n;
+  for (int k = 1; k <= 2; ++k) {
+    mon_rq_erase(w, 1);
+    EXPECT_EQ(w.rq_n, n - k);
+  }
+  mon_rq_erase(w, 1);
+  EXPECT_EQ(w.rq_n, n - 2);
+  EXPECT_EQ(w.rq_dead, 1u << 1);
+  // The entry after the dead one (was 4) is where it was.
+  const MonTimed h{d.rtt_end, d.rtt_t};
+  const MonTimed e0 = mon_rq_next(w, 0, h), e1 = mon_rq_next(w, 1, e0), e2 = mon_rq_next(w, 2, e1);
+  EXPECT_LT(q[4].end - e2.end, kRqEndUnit);
+  // An ACK just past the dead entry's end pops up to the next live one.
+  mon_rtt_pop(d, w, e1.end);
+  EXPECT_EQ(d.rtt_end, e2.end);
+  EXPECT_EQ(w.rq_dead, 0u);
+  EXPECT_EQ(w.rq_n, n - 5);
+  // A segment shorter than the end unit is not queued.
+  MonDir d2{};
+  MonDirWarm w2{};
+  ASSERT_TRUE(mon_rtt_start(d2, w2, 1000, 536, 1, 536));
+  d2.una = 1000;
+  EXPECT_FALSE(mon_rtt_start(d2, w2, 1000 + 600, 10, 2, 536));
+  EXPECT_EQ(w2.rq_n, 0u);
 }
