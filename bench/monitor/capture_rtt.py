@@ -26,49 +26,13 @@ docs/monitor.md ("Short transfers read low") quotes its output.
 import argparse
 import bisect
 import json
-import struct
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "integration"))
+from pcap_tcp import packets, seq_lt as lt  # noqa: E402
 
 MSS = 1448
-
-
-def lt(a, b):
-    """a before b in sequence space."""
-    return ((a - b) & 0xffffffff) > 0x80000000
-
-
-def packets(path):
-    """(time, src, sport, dst, dport, seq, ack, flags, payload, sack blocks) of each IPv4 TCP packet."""
-    with open(path, "rb") as f:
-        head = f.read(24)
-        nano = struct.unpack("<I", head[:4])[0] == 0xA1B23C4D
-        while True:
-            h = f.read(16)
-            if len(h) < 16:
-                return
-            sec, frac, caplen, _ = struct.unpack("<IIII", h)
-            d = f.read(caplen)
-            if d[12:14] != b"\x08\x00":
-                continue
-            ip = d[14:]
-            ihl = (ip[0] & 15) * 4
-            if ip[9] != 6:
-                continue
-            total = struct.unpack(">H", ip[2:4])[0]
-            tcp = ip[ihl:]
-            sport, dport, seq, ack = struct.unpack(">HHII", tcp[:12])
-            off = (tcp[12] >> 4) * 4
-            sacks, opts, i = [], tcp[20:off], 0
-            while i < len(opts) and opts[i] != 0:
-                if opts[i] == 1:
-                    i += 1
-                    continue
-                if i + 1 >= len(opts) or opts[i + 1] < 2:
-                    break
-                if opts[i] == 5:
-                    sacks += [struct.unpack(">II", opts[j:j + 8]) for j in range(i + 2, i + opts[i + 1] - 7, 8)]
-                i += opts[i + 1]
-            yield (sec + frac / (1e9 if nano else 1e6), ".".join(map(str, ip[12:16])), sport,
-                   ".".join(map(str, ip[16:20])), dport, seq, ack, tcp[13], total - ihl - off, sacks)
 
 
 class Srtt:

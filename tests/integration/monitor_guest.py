@@ -9,7 +9,10 @@ uplink given its role and closed connections exported to TB_DIR/closed.jsonl.
       bulk iperf3 transfers to (rx) and from (tx) each guest, one at a time,
       client data ports 41001.. so each is found again; then COUNT short
       100 KB transfers per guest and direction (harness.py, random 0-200 ms
-      pause before each). Copies the closed-connection records to DIR.
+      pause before each); then (--spurious-secs) the consolidated guest
+      sends with an RTO floor of 5 ms while the remote's packets are
+      captured (spurious retransmissions, below). Copies the
+      closed-connection records to DIR.
   monitor_guest.py judge --out DIR --logs DIR_OF_down.sh_--save-logs [--gate]
       reference: the off fraction vmsim applied to each guest (its report at
       exit) plus what the host added on top of it during the transfer:
@@ -26,6 +29,16 @@ uplink given its role and closed connections exported to TB_DIR/closed.jsonl.
       guest_scheduling (limited_ms) and its guest share of the RTT. Writes
       DIR/guest.md (table) and DIR/guest.json; with --gate exits 1 when a
       check fails (the CI floors).
+
+Reference for spurious retransmissions (PVTCP's pseudo-congestion: data
+resent although its ACK had already passed the switch toward the guest):
+from the receiver's capture, every segment that arrived entirely below what
+the receiver had acknowledged, and how long before its arrival that ACK had
+left. The path between the receiver and the switch takes at least the bed's
+RTT (TB_RTT_MS) both ways: a duplicate whose ACK left less than that before
+it arrived cannot have passed the switch after that ACK (upper end of the
+band), one whose ACK left more than RTT + 4 ms before certainly did (lower
+end: the host's scheduling delays stay below 4 ms).
 
 Reference for short transfers: vmsim's schedule is not on the switch's clock,
 so the per-transfer off time is not known; the table shows the FCT excess of
@@ -60,6 +73,14 @@ TIE = 0.10
 # stalled its vmsim at least this share of the transfer.
 VERDICT_RD = 0.3
 SPORT = 5301
+# Spurious-retransmission case: the consolidated guest sends with this RTO
+# floor (a route metric), so that its timers fire while ACKs wait for it.
+SPUR_PORT, SPUR_CPORT, SPUR_RTO_MIN = 5311, 41901, "5ms"
+# A duplicate whose ACK left the receiver more than the bed's RTT + this
+# before it arrived certainly passed the switch after that ACK.
+SPUR_SLACK_MS = 4.0
+sys.path.insert(0, HERE)
+import pcap_tcp  # noqa: E402
 
 
 def log(*a):
@@ -148,6 +169,47 @@ class RunDelaySampler:
         json.dump({"period_s": self.period, "series": self.series}, open(path, "w"))
 
 
+def run_spurious(env, a):
+    """The consolidated guest (the first with more than 1 VM/core) sends to the
+    remote for a.spurious_secs with rto_min 5 ms; the remote's side is captured."""
+    vpc = [int(v) for v in env["TB_GUEST_VPC"].split()]
+    i = next((k for k, v in enumerate(vpc) if v > 1), 0)
+    gns, gip, gif = env["TB_GUEST_NS"].split()[i], env["TB_GUEST_IP"].split()[i], env["TB_GUEST_IFACE"].split()[i]
+    rns, rip, rif = env["TB_REMOTE_NS"].split()[0], env["TB_REMOTE_IP"].split()[0], env["TB_REMOTE_IFACE"].split()[0]
+    pcap = os.path.join(a.out, "spurious-remote.pcap")
+    route = ["ip", "-n", gns, "route", "replace", rip + "/32", "dev", gif, "src", gip, "rto_min", SPUR_RTO_MIN]
+    subprocess.run(route, check=True)
+    cap = subprocess.Popen(["ip", "netns", "exec", rns, "tcpdump", "-i", rif, "-s", "96", "-U", "-w", pcap,
+                            "tcp port %d" % SPUR_PORT], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = subprocess.Popen(["ip", "netns", "exec", rns, "iperf3", "-s", "-1", "-p", str(SPUR_PORT)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    res = {}
+    try:
+        time.sleep(1.0)
+        log("spurious: guest %d sends %d s with rto_min %s" % (i + 1, a.spurious_secs, SPUR_RTO_MIN))
+        t0 = time.time()
+        r = ns_run(gns, "iperf3", "-c", rip, "-p", str(SPUR_PORT), "-t", str(a.spurious_secs), "--cport",
+                   str(SPUR_CPORT), "-J", capture_output=True, text=True, timeout=a.spurious_secs + 30)
+        try:
+            e = json.loads(r.stdout)["end"]
+            res = {"mbps": e["sum_received"]["bits_per_second"] / 1e6, "retrans": e["sum_sent"].get("retransmits", 0)}
+        except Exception as ex:  # noqa: BLE001 - recorded
+            res = {"error": str(ex), "stderr": r.stderr[-500:]}
+        time.sleep(1.0)
+    finally:
+        for p in (cap, srv):
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run(["ip", "-n", gns, "route", "del", rip + "/32"], check=False)
+    gaps = pcap_tcp.old_duplicates(pcap, rip, SPUR_CPORT) if os.path.exists(pcap) else None
+    return {"kind": "spurious", "guest": i + 1, "addr": gip, "dir": "tx", "cport": SPUR_CPORT, "t0": t0,
+            "secs": a.spurious_secs,
+            "rto_min": SPUR_RTO_MIN, "rtt_ms": float(env.get("TB_RTT_MS", "1")), "dup_gaps_ms": gaps, **res}
+
+
 def cmd_run(a):
     env = read_env(a.env)
     gns, gip = env["TB_GUEST_NS"].split(), env["TB_GUEST_IP"].split()
@@ -201,6 +263,8 @@ def cmd_run(a):
                             "--dir", "rx,tx", "--count", str(a.short), "--block", str(a.short),
                             "--gap-jitter-ms", "200", "--out", hout, "--overwrite"],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        if a.spurious_secs > 0:
+            cases.append(run_spurious(env, a))
     finally:
         sampler.finish(os.path.join(a.out, "rundelay.json"))
     # Closed records: a closed connection lingers 2 s, the writer appends every 100 ms.
@@ -317,6 +381,8 @@ def cmd_judge(a):
     ci = a.floors == "ci"
     # ---- bulk ----
     for c in meta["cases"]:
+        if c.get("kind") != "bulk":
+            continue
         rec = None
         for r in recs:
             if any(e["port"] == c["cport"] for e in r["endpoints"]):
@@ -462,6 +528,26 @@ def cmd_judge(a):
                       "short %s: unconsolidated guest share of FCT %.2f > vmsim host stalls %.2f + 0.15"
                       % (dr, u[0]["guest_time_share"], rds))
 
+    # ---- spurious retransmissions ----
+    spur = None
+    for c in meta["cases"]:
+        if c.get("kind") != "spurious":
+            continue
+        rec = None
+        for r in recs:
+            if any(e["port"] == c["cport"] for e in r["endpoints"]) and (rec is None or r["bytes"] > rec["bytes"]):
+                rec = r
+        d = next((x for x in (rec or {}).get("dirs", []) if x["src"].endswith(":%d" % c["cport"])), None)
+        gaps = c.get("dup_gaps_ms")
+        if d is None or gaps is None:
+            check(False, "spurious: no monitor record or no capture for port %d" % c["cport"])
+            continue
+        lo = sum(g > c["rtt_ms"] + SPUR_SLACK_MS for g in gaps)
+        hi = sum(g > c["rtt_ms"] for g in gaps)
+        spur = dict(c, monitor=d["spurious_retrans"], monitor_retrans=d["retrans"], duplicates=len(gaps), lo=lo, hi=hi)
+        check(lo <= d["spurious_retrans"] <= hi, "spurious: monitor %d outside the capture's band [%d, %d]"
+              % (d["spurious_retrans"], lo, hi))
+
     # ---- table ----
     def pct(x):
         return "—" if x is None else "%.0f %%" % (100 * x)
@@ -493,6 +579,18 @@ def cmd_judge(a):
             sch.append("guest %d: on %.4f, off periods %d, median %.1f ms, max %.1f ms" % (
                 i, s["on_fraction"], s["off_count"], s["off_median_ms"], s["off_max_ms"]))
     md.append("Applied schedules (vmsim report): " + "; ".join(sch) + ".")
+    if spur:
+        md.append("")
+        md.append("Spurious retransmissions (pseudo-congestion): guest %d sending %d s with rto_min %s "
+                  "(%s Mbit/s): the monitor counted **%d** of its %d retransmissions as spurious (their ACK had "
+                  "passed the switch toward the guest). Reference, the receiver's capture: %d segments arrived "
+                  "that it had acknowledged already; the ACK had left more than RTT + %.0f ms (%.0f ms) before "
+                  "in %d (certainly spurious at the switch), more than the bed's RTT (%.0f ms) before in %d "
+                  "(possibly): band [%d, %d]." % (
+                      spur["guest"], spur["secs"], spur["rto_min"],
+                      "%.0f" % spur["mbps"] if spur.get("mbps") else "—", spur["monitor"], spur["monitor_retrans"],
+                      spur["duplicates"], SPUR_SLACK_MS, spur["rtt_ms"] + SPUR_SLACK_MS, spur["lo"], spur["rtt_ms"],
+                      spur["hi"], spur["lo"], spur["hi"]))
     if a.cmd_line:
         md.append("")
         md.append("Produced by `%s`." % a.cmd_line)
@@ -516,6 +614,7 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--secs", type=int, default=8)
     r.add_argument("--short", type=int, default=20)
+    r.add_argument("--spurious-secs", type=int, default=5, help="spurious-retransmission case, s (0: off)")
     j = sub.add_parser("judge")
     j.add_argument("--out", required=True)
     j.add_argument("--logs", required=True)
