@@ -20,6 +20,11 @@ monitor's and Linux's srtt were read) it prints how often, within 10 % or
                segments it covers and an ACK over resent data gives none.
   monitor      what the monitor itself reported.
 
+The replay is a model of the rules, not the stage's code: it keeps explicit
+ends and times (no 16-byte / 4 us units, no spacing cap, no 1 MB / 262 ms
+limits, no rule for segments under 16 bytes) and one resent span from the
+first resend's start; for flights of several MB it drifts from the stage.
+
 docs/monitor.md ("Short transfers read low") quotes its output.
   bench/monitor/capture_rtt.py DIR [--sender 10.213.0.1] [--policies 3/4,8/6]
 """

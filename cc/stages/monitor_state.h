@@ -162,7 +162,7 @@ inline constexpr uint32_t kTsGroup = 4;
 // Per direction, warm: what a packet may touch outside loss events (limit-state
 // times, the timed-segment queue, the window roll), one cache line.
 struct alignas(64) MonDirWarm {
-  uint32_t lim_us[kLimCount];  // time per limit state (closed intervals), us (beyond 2^31: MonDirCold::lim_carry_ms)
+  uint32_t lim_us[kLimCount];  // time per limit state (closed intervals), us (beyond 2^31: MonDirCold::lim_carry)
   uint16_t rq_dend[kRttQueue], rq_dt[kRttQueue];  // timed segments behind the head, oldest first (packed)
   uint32_t una_win;       // una at the start of the current window
   uint32_t rate_kbps;     // acked bytes over the last window

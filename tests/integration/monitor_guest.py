@@ -10,8 +10,8 @@ uplink given its role and closed connections exported to TB_DIR/closed.jsonl.
       client data ports 41001.. so each is found again; then COUNT short
       100 KB transfers per guest and direction (harness.py, random 0-200 ms
       pause before each); then (--spurious-secs) the consolidated guest
-      sends with an RTO floor of 5 ms while the remote's packets are
-      captured (spurious retransmissions, below). Copies the
+      sends (200 Mbit/s) with an RTO floor of 5 ms while the remote's
+      packets are captured (spurious retransmissions, below). Copies the
       closed-connection records to DIR.
   monitor_guest.py judge --out DIR --logs DIR_OF_down.sh_--save-logs [--gate]
       reference: the off fraction vmsim applied to each guest (its report at
@@ -37,8 +37,10 @@ the receiver had acknowledged, and how long before its arrival that ACK had
 left. The path between the receiver and the switch takes at least the bed's
 RTT (TB_RTT_MS) both ways: a duplicate whose ACK left less than that before
 it arrived cannot have passed the switch after that ACK (upper end of the
-band), one whose ACK left more than RTT + 4 ms before certainly did (lower
-end: the host's scheduling delays stay below 4 ms).
+band, if no resend was dropped after the switch), one whose ACK left more
+than RTT + 4 ms before passed it after that ACK unless the link's queue
+held it longer (lower end). Reported, not gated: the sender is limited to
+200 Mbit/s to keep that queue short, but neither assumption is checked.
 
 Reference for short transfers: vmsim's schedule is not on the switch's clock,
 so the per-transfer off time is not known; the table shows the FCT excess of
@@ -75,7 +77,7 @@ VERDICT_RD = 0.3
 SPORT = 5301
 # Spurious-retransmission case: the consolidated guest sends with this RTO
 # floor (a route metric), so that its timers fire while ACKs wait for it.
-SPUR_PORT, SPUR_CPORT, SPUR_RTO_MIN = 5311, 41901, "5ms"
+SPUR_PORT, SPUR_CPORT, SPUR_RTO_MIN, SPUR_RATE = 5311, 41901, "5ms", "200M"
 # A duplicate whose ACK left the receiver more than the bed's RTT + this
 # before it arrived certainly passed the switch after that ACK.
 SPUR_SLACK_MS = 4.0
@@ -177,19 +179,21 @@ def run_spurious(env, a):
     gns, gip, gif = env["TB_GUEST_NS"].split()[i], env["TB_GUEST_IP"].split()[i], env["TB_GUEST_IFACE"].split()[i]
     rns, rip, rif = env["TB_REMOTE_NS"].split()[0], env["TB_REMOTE_IP"].split()[0], env["TB_REMOTE_IFACE"].split()[0]
     pcap = os.path.join(a.out, "spurious-remote.pcap")
-    route = ["ip", "-n", gns, "route", "replace", rip + "/32", "dev", gif, "src", gip, "rto_min", SPUR_RTO_MIN]
-    subprocess.run(route, check=True)
-    cap = subprocess.Popen(["ip", "netns", "exec", rns, "tcpdump", "-i", rif, "-s", "96", "-U", "-w", pcap,
-                            "tcp port %d" % SPUR_PORT], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    srv = subprocess.Popen(["ip", "netns", "exec", rns, "iperf3", "-s", "-1", "-p", str(SPUR_PORT)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    res = {}
+    if os.path.exists(pcap):
+        os.remove(pcap)  # a reused --out: never analyse an old capture
+    res, procs, t0 = {}, [], time.time()
     try:
+        subprocess.run(["ip", "-n", gns, "route", "replace", rip + "/32", "dev", gif, "src", gip, "rto_min",
+                        SPUR_RTO_MIN], check=True)
+        procs.append(subprocess.Popen(["ip", "netns", "exec", rns, "tcpdump", "-i", rif, "-s", "96", "-U", "-w", pcap,
+                                       "tcp port %d" % SPUR_PORT], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(["ip", "netns", "exec", rns, "iperf3", "-s", "-1", "-p", str(SPUR_PORT)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.0)
-        log("spurious: guest %d sends %d s with rto_min %s" % (i + 1, a.spurious_secs, SPUR_RTO_MIN))
+        log("spurious: guest %d sends %d s at %s with rto_min %s" % (i + 1, a.spurious_secs, SPUR_RATE, SPUR_RTO_MIN))
         t0 = time.time()
-        r = ns_run(gns, "iperf3", "-c", rip, "-p", str(SPUR_PORT), "-t", str(a.spurious_secs), "--cport",
-                   str(SPUR_CPORT), "-J", capture_output=True, text=True, timeout=a.spurious_secs + 30)
+        r = ns_run(gns, "iperf3", "-c", rip, "-p", str(SPUR_PORT), "-t", str(a.spurious_secs), "-b", SPUR_RATE,
+                   "--cport", str(SPUR_CPORT), "-J", capture_output=True, text=True, timeout=a.spurious_secs + 30)
         try:
             e = json.loads(r.stdout)["end"]
             res = {"mbps": e["sum_received"]["bits_per_second"] / 1e6, "retrans": e["sum_sent"].get("retransmits", 0)}
@@ -197,13 +201,14 @@ def run_spurious(env, a):
             res = {"error": str(ex), "stderr": r.stderr[-500:]}
         time.sleep(1.0)
     finally:
-        for p in (cap, srv):
+        for p in procs:
             p.terminate()
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
-        subprocess.run(["ip", "-n", gns, "route", "del", rip + "/32"], check=False)
+        subprocess.run(["ip", "-n", gns, "route", "del", rip + "/32"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gaps = pcap_tcp.old_duplicates(pcap, rip, SPUR_CPORT) if os.path.exists(pcap) else None
     return {"kind": "spurious", "guest": i + 1, "addr": gip, "dir": "tx", "cport": SPUR_CPORT, "t0": t0,
             "secs": a.spurious_secs,
@@ -537,16 +542,20 @@ def cmd_judge(a):
         for r in recs:
             if any(e["port"] == c["cport"] for e in r["endpoints"]) and (rec is None or r["bytes"] > rec["bytes"]):
                 rec = r
-        d = next((x for x in (rec or {}).get("dirs", []) if x["src"].endswith(":%d" % c["cport"])), None)
+        d = next((x for x in (rec or {}).get("dirs", []) if x["src"].endswith(":%d" % c["cport"])
+                  and x["dst"].endswith(":%d" % SPUR_PORT)), None)
         gaps = c.get("dup_gaps_ms")
+        # The transfer itself must have run and been seen (a CI check); the
+        # band is a diagnostic (not gated): the lower end assumes the queue
+        # between the switch and the receiver adds < SPUR_SLACK_MS, the upper
+        # end that no resend was dropped after the switch.
+        check("error" not in c, "spurious: the transfer failed: %s" % c.get("error"))
         if d is None or gaps is None:
             check(False, "spurious: no monitor record or no capture for port %d" % c["cport"])
             continue
         lo = sum(g > c["rtt_ms"] + SPUR_SLACK_MS for g in gaps)
         hi = sum(g > c["rtt_ms"] for g in gaps)
         spur = dict(c, monitor=d["spurious_retrans"], monitor_retrans=d["retrans"], duplicates=len(gaps), lo=lo, hi=hi)
-        check(lo <= d["spurious_retrans"] <= hi, "spurious: monitor %d outside the capture's band [%d, %d]"
-              % (d["spurious_retrans"], lo, hi))
 
     # ---- table ----
     def pct(x):
@@ -581,13 +590,13 @@ def cmd_judge(a):
     md.append("Applied schedules (vmsim report): " + "; ".join(sch) + ".")
     if spur:
         md.append("")
-        md.append("Spurious retransmissions (pseudo-congestion): guest %d sending %d s with rto_min %s "
+        md.append("Spurious retransmissions (pseudo-congestion): guest %d sending %d s at %sbit/s with rto_min %s "
                   "(%s Mbit/s): the monitor counted **%d** of its %d retransmissions as spurious (their ACK had "
                   "passed the switch toward the guest). Reference, the receiver's capture: %d segments arrived "
                   "that it had acknowledged already; the ACK had left more than RTT + %.0f ms (%.0f ms) before "
-                  "in %d (certainly spurious at the switch), more than the bed's RTT (%.0f ms) before in %d "
-                  "(possibly): band [%d, %d]." % (
-                      spur["guest"], spur["secs"], spur["rto_min"],
+                  "in %d (spurious at the switch unless the queue after it held the resend longer), more than "
+                  "the bed's RTT (%.0f ms) before in %d (possibly): band [%d, %d] (diagnostic, not gated)." % (
+                      spur["guest"], spur["secs"], SPUR_RATE, spur["rto_min"],
                       "%.0f" % spur["mbps"] if spur.get("mbps") else "—", spur["monitor"], spur["monitor_retrans"],
                       spur["duplicates"], SPUR_SLACK_MS, spur["rtt_ms"] + SPUR_SLACK_MS, spur["lo"], spur["rtt_ms"],
                       spur["hi"], spur["lo"], spur["hi"]))

@@ -54,17 +54,34 @@ def packets(path):
 
 
 def old_duplicates(path, receiver, cport):
-    acks, gaps, base = [], [], None  # acks: (offset from the first data seq, time) of each new highest ACK
-    rel = lambda x: (x - base) & 0xffffffff
+    # Sequence numbers unwrapped to offsets from the first data byte (64-bit:
+    # each value moves the last by its signed 32-bit difference).
+    offs, times, gaps = [], [], []  # each new highest ACK the receiver sent: offset, time
+    last = {}
+
+    def unwrap(key, x):
+        if key not in last:
+            last[key] = (x, 0)
+            return 0
+        prev, off = last[key]
+        d = (x - prev) & 0xffffffff
+        off += d - (1 << 32) if d >= 1 << 31 else d
+        last[key] = (x, off)
+        return off
+
+    base = None
     for t, src, sp, dst, dp, seq, ack, fl, plen, _ in packets(path):
         if src == receiver and dp == cport:
-            if base is not None and fl & 16 and (not acks or rel(ack) > acks[-1][0]) and rel(ack) < 0x80000000:
-                acks.append((rel(ack), t))
+            if base is not None and fl & 16:
+                a = unwrap("ack", ack) + base
+                if not offs or a > offs[-1]:
+                    offs.append(a)
+                    times.append(t)
         elif dst == receiver and sp == cport and plen > 0:
             if base is None:
-                base = seq
-            end = rel(seq + plen)
-            if acks and end <= acks[-1][0]:
-                i = bisect.bisect_left([a for a, _ in acks], end)
-                gaps.append((t - acks[i][1]) * 1e3)
+                base = 0
+                last["ack"] = (seq, 0)  # ACK offsets count from the first data byte too
+            end = unwrap("seq", seq) + plen
+            if offs and end <= offs[-1]:
+                gaps.append((t - times[bisect.bisect_left(offs, end)]) * 1e3)
     return gaps

@@ -399,7 +399,7 @@ TEST_F(Mon, SeveralTimedSegmentsPerRtt) {
   // the queueing of the burst like the sender's own per-ACK samples.
   EXPECT_EQ(samples, 6);
   EXPECT_EQ(server_side().max, 3200u);  // the burst's last timed segment: the 11th ACK covers it
-  EXPECT_GT(server_side().srtt, 1800u);  // from 100 (handshake) toward the 2300 mean
+  EXPECT_GT(server_side().srtt, 1800u);  // from 100 (handshake) toward the 2200 mean
 }
 
 TEST_F(Mon, KarnDropsOnlyTheTimedSegmentsTheRetransmissionResends) {
@@ -1236,8 +1236,9 @@ TEST(MonQueue, WrapLargeFlightShortSegmentsAndDeadEntries) {
   const MonTimed h{d.rtt_end, d.rtt_t};
   const MonTimed e0 = mon_rq_next(w, 0, h), e1 = mon_rq_next(w, 1, e0), e2 = mon_rq_next(w, 2, e1);
   EXPECT_LT(q[4].end - e2.end, kRqEndUnit);
-  // An ACK just past the dead entry's end pops up to the next live one.
-  mon_rtt_pop(d, w, e1.end);
+  // An ACK below the dead entry's end (at entry 0's) pops past the dead
+  // entry to the next live one: a dead entry never becomes the head.
+  mon_rtt_pop(d, w, e0.end);
   EXPECT_EQ(d.rtt_end, e2.end);
   EXPECT_EQ(w.rq_dead, 0u);
   EXPECT_EQ(w.rq_n, n - 5);
@@ -1246,6 +1247,9 @@ TEST(MonQueue, WrapLargeFlightShortSegmentsAndDeadEntries) {
   MonDirWarm w2{};
   ASSERT_TRUE(mon_rtt_start(d2, w2, 1000, 536, 1, 536));
   d2.una = 1000;
+  d2.nxt = 1600;  // spacing: one segment (536)
   EXPECT_FALSE(mon_rtt_start(d2, w2, 1000 + 600, 10, 2, 536));
   EXPECT_EQ(w2.rq_n, 0u);
+  mon_rtt_start(d2, w2, 1000 + 600, 16, 3, 536);  // the same end, 16 bytes long: queued
+  EXPECT_EQ(w2.rq_n, 1u);
 }
