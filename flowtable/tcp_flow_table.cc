@@ -191,10 +191,14 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
     // entry's both lines now (key and counters, d[] for the update). No
     // match there: the key is in its second bucket or new; fetch that bucket.
     unsigned second = 0;
+    // The first way of bucket b whose signature is h: its slot + 1 (0: none).
+    const auto first_match = [](const Bucket* b, uint32_t h) -> uint32_t {
+      const unsigned mm = match_mask(b->sig, h);
+      return mm ? b->slot1[__builtin_ctz(mm)] : 0;
+    };
     for (unsigned i = 0; i < m; ++i) {
       const uint32_t h = get(base + i).second;
-      const unsigned mm = match_mask(bk[i]->sig, h);
-      const uint32_t s1 = mm ? bk[i]->slot1[__builtin_ctz(mm)] : 0;
+      const uint32_t s1 = first_match(bk[i], h);
       cand[i] = s1 ? s1 - 1 : kNoSlot;
       if (s1) {
         prefetch_slot(s1 - 1);
@@ -213,9 +217,7 @@ void TcpFlowTable::lookup_bulk_impl(unsigned n, Get get, uint32_t* slots) const 
     for (unsigned i = 0; second && i < m; ++i) {
       if (cand[i] != kNoSlot) continue;
       --second;
-      const uint32_t h = get(base + i).second;
-      const unsigned mm = match_mask(bk[i]->sig, h);
-      const uint32_t s1 = mm ? bk[i]->slot1[__builtin_ctz(mm)] : 0;
+      const uint32_t s1 = first_match(bk[i], get(base + i).second);
       if (s1) {
         cand[i] = s1 - 1;
         prefetch_slot(s1 - 1);

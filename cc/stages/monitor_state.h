@@ -562,14 +562,17 @@ inline bool mon_rtt_start(MonDir& d, MonDirWarm& w, uint32_t end, uint32_t len, 
   return false;
 }
 
-// Drops queued entries [0, n): the rest move to the front.
-inline void mon_rq_shift(MonDirWarm& w, uint32_t n) {
-  for (uint32_t j = n; j < w.rq_n; ++j) {
+// Removes queued entries [from, from + n) and their dead bits; the later
+// ones move down (their deltas are unchanged: the caller has made them
+// relative to what now precedes them).
+inline void mon_rq_remove(MonDirWarm& w, uint32_t from, uint32_t n) {
+  for (uint32_t j = from + n; j < w.rq_n; ++j) {
     w.rq_dend[j - n] = w.rq_dend[j];
     w.rq_dt[j - n] = w.rq_dt[j];
   }
+  const uint32_t below = w.rq_dead & ((1u << from) - 1);
+  w.rq_dead = static_cast<uint8_t>(below | ((w.rq_dead >> (from + n)) << from));
   w.rq_n = static_cast<uint8_t>(w.rq_n - n);
-  w.rq_dead = static_cast<uint8_t>(w.rq_dead >> n);
 }
 
 // Removes queued entry i; the next one keeps its place (its deltas absorb
@@ -584,13 +587,7 @@ inline void mon_rq_erase(MonDirWarm& w, uint32_t i) {
     w.rq_dend[i + 1] = static_cast<uint16_t>(de);
     w.rq_dt[i + 1] = static_cast<uint16_t>(dt);
   }
-  for (uint32_t j = i + 1; j < w.rq_n; ++j) {
-    w.rq_dend[j - 1] = w.rq_dend[j];
-    w.rq_dt[j - 1] = w.rq_dt[j];
-  }
-  const uint32_t below = w.rq_dead & ((1u << i) - 1);
-  w.rq_dead = static_cast<uint8_t>(below | ((w.rq_dead >> (i + 1)) << i));
-  --w.rq_n;
+  mon_rq_remove(w, i, 1);
 }
 
 // Removes the queued entries whose end `drop` selects (oldest first); returns
@@ -621,7 +618,7 @@ inline void mon_rtt_pop(MonDir& d, MonDirWarm& w, uint32_t ack) {
     if (net::Seq(ack) < net::Seq(e.end) && !(w.rq_dead & (1u << i))) {
       d.rtt_end = e.end;  // entry i is the new head; the rest are relative to it
       d.rtt_t = mon_time_nz(e.t);
-      mon_rq_shift(w, i + 1);
+      mon_rq_remove(w, 0, i + 1);
       return;
     }
   }
@@ -831,6 +828,15 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       o.guest_delay = 1;
     }
     bool karn_bad = false;  // this ACK advanced una over retransmitted data
+    // An RTT sample of S's side (the acknowledger) from this ACK: it stands
+    // for the ACKs since the last one (the sender's per-ACK updates).
+    const auto rtt_sample = [&](uint32_t r) {
+      mon_side_sample(c.side[S], r, s_guest, true, std::max<uint32_t>(1, d.acks));
+      d.acks = 0;
+      mon_refresh(h, c, R, p);
+      mon_refresh(h, c, S, p);
+      o.rtt_sample = 1;
+    };
     if (!(d.flags & dflag::kAck)) {
       d.una = s.ack;
       d.flags |= dflag::kAck;
@@ -848,20 +854,16 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
       if (!(d.flags & dflag::kRcvGuest) && !(d.flags & dflag::kLastAck)) d.last_ack = now_us;
       d.flags |= dflag::kLastAck;
       karn_bad = !mon_rtt_ack_valid(dw, dc, una_old, s.ack);
-      if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end) && karn_bad) {  // also acknowledges resent data
-        mon_rtt_pop(d, dw, s.ack);
-        ++dc.karn_skipped;
-        o.karn_skip = 1;
-      } else if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {  // Karn sample: side RTT of S (the acknowledger)
-        // The oldest timed segment this ACK covers (Linux: the first newly
-        // acknowledged segment's send time); the others it covers are dropped.
-        mon_side_sample(c.side[S], now_us - d.rtt_t, s_guest, true, d.acks);
-        d.acks = 0;
-        mon_rtt_pop(d, dw, s.ack);
-        d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
-        mon_refresh(h, c, R, p);
-        mon_refresh(h, c, S, p);
-        o.rtt_sample = 1;
+      if (d.rtt_t && Seq(s.ack) >= Seq(d.rtt_end)) {
+        if (karn_bad) {  // it also acknowledges resent data: no sample
+          ++dc.karn_skipped;
+          o.karn_skip = 1;
+        } else {  // Karn sample: the oldest timed segment this ACK covers (Linux:
+                  // the first newly acknowledged segment's send time)
+          rtt_sample(now_us - d.rtt_t);
+          d.flags &= static_cast<uint8_t>(~dflag::kRttGuestOff);
+        }
+        mon_rtt_pop(d, dw, s.ack);  // the others it covers are done
       }
       if ((d.phase == kRecovery || d.phase == kLoss) && Seq(s.ack) >= Seq(dc.recover)) {
         d.phase = d.phase == kRecovery ? kCongAvoid : kSlowStart;
@@ -903,13 +905,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         t = d.rtt_t;
         mon_rtt_pop(d, dw, d.rtt_end);
       }
-      if (t && !o.rtt_sample) {
-        mon_side_sample(c.side[S], now_us - t, s_guest, true, std::max<uint32_t>(1, d.acks));
-        d.acks = 0;
-        mon_refresh(h, c, R, p);
-        mon_refresh(h, c, S, p);
-        o.rtt_sample = 1;
-      }
+      if (t && !o.rtt_sample) rtt_sample(now_us - t);
     }
     // Timestamp sample (Linux's tcp_rtt_tsopt_us: an ACK that advanced una
     // over retransmitted data, with no Karn or SACK sample): the ACK that
@@ -922,12 +918,8 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     if (__builtin_expect(karn_bad, 0) && !o.rtt_sample && s.opts.has(net::kOptTs) && dc.rtx_t &&
         s.opts.ts_ecr == dc.rtx_tsval && Seq(s.ack) >= Seq(dc.rtx_end) &&
         (c.side[S].n == 0 || now_us - dc.rtx_t >= c.side[S].min)) {
-      mon_side_sample(c.side[S], now_us - dc.rtx_t, s_guest, true, std::max<uint32_t>(1, d.acks));
-      d.acks = 0;
+      rtt_sample(now_us - dc.rtx_t);
       dc.rtx_t = 0;
-      mon_refresh(h, c, R, p);
-      mon_refresh(h, c, S, p);
-      o.rtt_sample = 1;
     }
     if (s.flags & net::tcpflag::kEce) ++dc.ece;
     if (had_evt || (d.flags & dflag::kSeq)) d.last_evt = now_us;
