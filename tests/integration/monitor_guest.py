@@ -352,6 +352,16 @@ def overlap_s(iv, a, b, min_s=0.0):
     return sum(max(0.0, min(e, b) - max(s, a)) for s, e in iv if e - s >= min_s)
 
 
+def record_of(recs, cport):
+    """The closed-connection record of the transfer from client port cport (the
+    largest, should a port have been reused)."""
+    rec = None
+    for r in recs:
+        if any(e["port"] == cport for e in r["endpoints"]) and (rec is None or r["bytes"] > rec["bytes"]):
+            rec = r
+    return rec
+
+
 def main_dir(rec):
     return max(rec["dirs"], key=lambda d: d["bytes"])
 
@@ -388,11 +398,7 @@ def cmd_judge(a):
     for c in meta["cases"]:
         if c.get("kind") != "bulk":
             continue
-        rec = None
-        for r in recs:
-            if any(e["port"] == c["cport"] for e in r["endpoints"]):
-                if rec is None or r["bytes"] > rec["bytes"]:
-                    rec = r
+        rec = record_of(recs, c["cport"])
         row = {"kind": "bulk", "guest": c["guest"], "dir": c["dir"], "vpc": guests[c["guest"]]["vpc"],
                "off_ref": off[c["guest"]], "mbps": c.get("mbps")}
         tag = "bulk %s guest %d" % (c["dir"], c["guest"])
@@ -538,10 +544,7 @@ def cmd_judge(a):
     for c in meta["cases"]:
         if c.get("kind") != "spurious":
             continue
-        rec = None
-        for r in recs:
-            if any(e["port"] == c["cport"] for e in r["endpoints"]) and (rec is None or r["bytes"] > rec["bytes"]):
-                rec = r
+        rec = record_of(recs, c["cport"])
         d = next((x for x in (rec or {}).get("dirs", []) if x["src"].endswith(":%d" % c["cport"])
                   and x["dst"].endswith(":%d" % SPUR_PORT)), None)
         gaps = c.get("dup_gaps_ms")
