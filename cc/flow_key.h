@@ -84,6 +84,12 @@ inline uint32_t flow_key_hash(const FlowKey& k) {
 inline bool flow_key_build(const uint8_t* frame, uint16_t l3_off, uint16_t l4_off, uint16_t pkt_flags, uint16_t vlan,
                            FlowKey& k, uint8_t& dir, uint32_t* hash = nullptr) {
   using namespace net;
+  // The IPv4 key's last word without the ports, built first and kept whole:
+  // built from the 16-bit vlan at its use, GCC spilled the vlan as 16 bits
+  // and reloaded 64 (a store-forwarding stall on every packet of the PMD's
+  // track_flows, ~20 % of its cycles in perf).
+  uint64_t tail = (uint64_t(vlan & 0xfff) << 32) | (uint64_t(4) << 48);
+  asm("" : "+r"(tail));  // computed now, as one 64-bit value
   if ((pkt_flags & (kFlagMalformed | kFlagFragment)) || !(pkt_flags & (kFlagTcp | kFlagUdp)) || l4_off == 0)
     return false;
   if (!(pkt_flags & (kFlagIPv4 | kFlagIPv6))) return false;
@@ -101,7 +107,7 @@ inline bool flow_key_build(const uint8_t* frame, uint16_t l3_off, uint16_t l4_of
     // The key's five words, built in registers and stored whole.
     const uint64_t w0 = dir ? da : sa, w2 = dir ? sa : da;
     const uint64_t p0 = dir ? dp : sp, p1 = dir ? sp : dp;
-    const uint64_t w4 = p0 | (p1 << 16) | (uint64_t(vlan & 0xfff) << 32) | (uint64_t(4) << 48) | (uint64_t(proto) << 56);
+    const uint64_t w4 = p0 | (p1 << 16) | tail | (uint64_t(proto) << 56);
     // One 64-bit store per word (not via an array on the stack: a wide copy
     // of it would wait for its narrow stores).
     char* kp = reinterpret_cast<char*>(&k);
