@@ -106,8 +106,8 @@ nlohmann::json side_json(const MonSide& s, uint8_t role) {
   nlohmann::json j = {{"srtt_us", s.srtt}, {"rttvar_us", s.var}, {"min_us", s.min}, {"max_us", s.max},
                       {"samples", s.n}};
   if (role == kRoleGuest) {
-    j["guest_delay_avg_us"] = s.gex_avg;
-    j["guest_delay_max_us"] = s.gex_max;
+    j["guest_delay_avg_us"] = mon_gex_avg(s);
+    j["guest_delay_max_us"] = uint32_t(s.gex_max) * kGexMaxUnit;
   }
   return j;
 }
@@ -143,9 +143,21 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
     for (uint8_t k = 0; k < kLimCount; ++k)
       if (lt[k] > lt[verdict]) verdict = k;
     const uint32_t e2e = e2e_rtt_us(f, s);
+    // The guest share of the RTT, over time: a guest side's RTT is its
+    // answer time when running (its minimum) plus its time-weighted wait
+    // (mon_gex_avg); another side's is its smoothed RTT.
     uint32_t gex = 0;
-    if (f.c.role[s] == kRoleGuest) gex += f.c.side[s].gex_avg;
-    if (f.c.role[r] == kRoleGuest) gex += f.c.side[r].gex_avg;
+    uint64_t base = 0;
+    for (uint8_t e : {s, r}) {
+      const MonSide& sd = f.c.side[e];
+      if (f.c.role[e] == kRoleGuest) {
+        const uint32_t g = mon_gex_avg(sd);
+        gex += g;
+        base += uint64_t(sd.min) + g;
+      } else {
+        base += sd.srtt;
+      }
+    }
     const uint64_t total_lim = lt[0] + lt[1] + lt[2] + lt[3];
     nlohmann::json j = {
         {"from", s},
@@ -181,7 +193,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
           {"network", lt[kLimNetwork] / 1000},
           {"guest_scheduling", lt[kLimGuest] / 1000}}},
         {"guest_delay_us", gex},
-        {"guest_share", e2e ? std::min(1.0, double(gex) / double(e2e)) : 0.0},
+        {"guest_share", base ? double(gex) / double(base) : 0.0},
         {"guest_time_share", total_lim ? double(lt[kLimGuest]) / double(total_lim) : 0.0},
     };
     if (detail) {

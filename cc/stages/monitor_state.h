@@ -148,11 +148,27 @@ static_assert(sizeof(MonConn) == 128);
 
 // Smoothed RTT of one side (RFC 6298 gains) and its guest-delay excess.
 struct MonSide {
-  uint32_t srtt, var, min, max, n;  // us
-  uint32_t gex_avg, gex_max;        // us over min (EWMA 1/8, max); guest endpoints only
-  uint32_t wmin;                    // timestamp-echo samples: minimum of the current group
-};                                  // (its size: MonDirWarm::ts_wn of the endpoint's direction)
+  uint32_t srtt, var, min, max;  // us
+  // Guest endpoints only: a sample's excess over the side's minimum (the
+  // time data / ACKs waited for the guest), averaged over time, not over
+  // samples: each sample stands for the time since the side's previous one
+  // (mon_gex_update). A guest that runs answers often, and each answer is a
+  // small sample; after an off period one ACK answers for the whole wait.
+  // The average is an EWMA started from zero (time constant kGexTauUs) and
+  // divided by the weight it has gathered (gex_w), so that a short flow's
+  // first samples do not stand for a whole time constant: mon_gex_avg().
+  float gex_acc;       // us, the EWMA before that division (a float: its weight may still be small)
+  uint16_t n;          // samples (saturating)
+  uint16_t gex_w;      // the EWMA's weight so far, Q16 (saturating just below 1)
+  uint16_t gex_max;    // largest excess, kGexMaxUnit us units (saturating: ~4.2 s)
+  uint16_t gex_t;      // when the side's last sample was taken, kGexTUnit us units (wraps)
+  uint32_t wmin;       // timestamp-echo samples: minimum of the current group
+};                     // (its size: MonDirWarm::ts_wn of the endpoint's direction)
 static_assert(sizeof(MonSide) == 32);
+inline constexpr uint32_t kGexTauUs = 1u << 18;  // ~0.26 s: several on/off periods of a consolidated guest
+inline constexpr uint32_t kGexMaxUnit = 64;
+inline constexpr uint32_t kGexTUnit = 256;       // gex_t wraps after ~16.8 s (a longer gap counts modulo that:
+                                                 // still >> kGexTauUs unless within 1 s of a multiple)
 
 // Timestamp-echo samples of a sender's side also contain its response time
 // (waiting for cwnd room, TCP small queues, the application): only the
@@ -310,8 +326,28 @@ struct MonGainTable {
 inline constexpr MonGainTable<3, 2> kMonGainVar{};   // 1 - (3/4)^n
 inline constexpr MonGainTable<7, 3> kMonGainSrtt{};  // 1 - (7/8)^n
 
+// A guest side's sample r (us) at now_us: the excess over the side's
+// minimum enters the time-weighted average with the weight of the time
+// since the side's previous sample (the first: of its own duration, r).
+inline void mon_gex_update(MonSide& s, uint32_t r, uint32_t now_us, bool first) {
+  const uint32_t ex = r - s.min;
+  const uint16_t t = static_cast<uint16_t>(now_us / kGexTUnit);
+  const uint64_t dt = first ? r : uint64_t(uint16_t(t - s.gex_t)) * kGexTUnit;
+  const float g = float(dt) / float(dt + kGexTauUs);
+  s.gex_acc += (float(ex) - s.gex_acc) * g;
+  s.gex_w = static_cast<uint16_t>(std::min(float(s.gex_w) + (65536.0f - float(s.gex_w)) * g, 65535.0f));
+  s.gex_t = t;
+  s.gex_max = static_cast<uint16_t>(std::max<uint32_t>(s.gex_max, std::min<uint32_t>(ex / kGexMaxUnit, 0xffff)));
+}
+
+// The time-weighted guest delay of a side (us).
+inline uint32_t mon_gex_avg(const MonSide& s) {
+  return s.gex_w ? static_cast<uint32_t>(s.gex_acc * 65536.0f / float(s.gex_w)) : 0;
+}
+
 // acks: how many ACKs the sender saw for this one sample (>= 1).
-inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint32_t acks = 1) {
+inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint32_t now_us, uint32_t acks = 1) {
+  const bool first = s.n == 0;
   if (s.n == 0 || r < s.min) s.min = r;
   s.max = std::max(s.max, r);
   if (full) {
@@ -327,19 +363,15 @@ inline void mon_side_sample(MonSide& s, uint32_t r, bool guest, bool full, uint3
       s.var = static_cast<uint32_t>(int64_t(s.var) + ((int64_t(err) - int64_t(s.var)) * gv >> 16));
       s.srtt = static_cast<uint32_t>(int64_t(s.srtt) + ((int64_t(r) - int64_t(s.srtt)) * gs >> 16));
     }
-    ++s.n;
+    if (s.n < 0xffff) ++s.n;
   } else if (s.n == 0) {  // a bound only: still give the estimator a starting point
     s.srtt = r;
     s.var = r / 2;
-    ++s.n;
+    s.n = 1;
   } else {
     s.srtt = std::min(s.srtt, r);  // may only pull the estimate down
   }
-  if (guest) {
-    const uint32_t ex = r - s.min;
-    s.gex_avg = s.gex_avg - s.gex_avg / 8 + ex / 8;
-    s.gex_max = std::max(s.gex_max, ex);
-  }
+  if (guest) mon_gex_update(s, r, now_us, first);
 }
 
 // Refreshes the hot thresholds of direction `snd` after a side estimate moved.
@@ -831,7 +863,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // An RTT sample of S's side (the acknowledger) from this ACK: it stands
     // for the ACKs since the last one (the sender's per-ACK updates).
     const auto rtt_sample = [&](uint32_t r) {
-      mon_side_sample(c.side[S], r, s_guest, true, std::max<uint32_t>(1, d.acks));
+      mon_side_sample(c.side[S], r, s_guest, true, now_us, std::max<uint32_t>(1, d.acks));
       d.acks = 0;
       mon_refresh(h, c, R, p);
       mon_refresh(h, c, S, p);
@@ -942,7 +974,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
                            ((fw.flags & dflag::kSeq) && (fw.flags & dflag::kAck) && Seq(fw.nxt) > Seq(fw.una));
       if (p.ts_receiver_samples && peer_had_flight && s.payload_len == 0) {
         if (!o.rtt_sample) {  // the same ACK already gave a Karn sample
-          mon_side_sample(c.side[S], r, s_guest, true, rv.acks);
+          mon_side_sample(c.side[S], r, s_guest, true, now_us, rv.acks);
           rv.acks = 0;
           mon_refresh(h, c, R, p);
           mon_refresh(h, c, S, p);
@@ -955,7 +987,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
         if (++wn >= kTsGroup || sd.n == 0) {
           // A sender that is not backlogged answers when its application
           // writes: such a sample only bounds the minimum.
-          mon_side_sample(sd, sd.wmin, s_guest, fw.lim != kLimSender,
+          mon_side_sample(sd, sd.wmin, s_guest, fw.lim != kLimSender, now_us,
                           std::max<uint32_t>(1, (fw.nxt - fw.una) / (2 * std::max<uint32_t>(snd_st.mss, 536))));
           wn = 0;
           mon_refresh(h, c, S, p);

@@ -453,12 +453,11 @@ def cmd_judge(a):
                       "%s: guest time share %.2f outside [applied off fraction %.2f, + vmsim host stalls = %.2f] "
                       "± %.2f" % (tag, g, ref, hi, a.tol))
             if c["dir"] == "rx":  # a guest sender's side is timed by echoes (min of 4): no excess expected
-                # The share of the RTT is a 1/8 EWMA of the last samples (it swings with the
-                # phase of the schedule at the end); CI gates the largest excess instead.
-                if ci:
-                    check(gex_max >= 20000, "%s: largest guest delay %d us < 20 ms" % (tag, gex_max))
-                else:
-                    check(row["guest_share_rtt"] >= 0.5, "%s: guest share of RTT %.2f < 0.5" % (tag, row["guest_share_rtt"]))
+                # The guest delay is averaged over time (~0.26 s time constant, several
+                # on/off periods), so the share no longer swings with the phase of the
+                # schedule at the end of the transfer.
+                check(gex_max >= 20000, "%s: largest guest delay %d us < 20 ms" % (tag, gex_max))
+                check(row["guest_share_rtt"] >= 0.5, "%s: guest share of RTT %.2f < 0.5" % (tag, row["guest_share_rtt"]))
         else:
             # Not consolidated: off only while the host kept vmsim waiting.
             if rds < VERDICT_RD:
