@@ -111,6 +111,7 @@ class Mon : public ::testing::Test {
     pkt(false, tf::kSyn | tf::kAck, 5000, 1001, 0, 65535, syn_ts(90000, 7000, true));
     now_ += 100;
   }
+  void guest_receiver_rounds(uint32_t slow);
   // Three-way handshake with MSS kMss (client ISN 1000, server ISN 5000), 100 us per leg.
   void handshake(std::vector<uint8_t> extra = {}) {
     std::vector<uint8_t> o = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
@@ -533,8 +534,10 @@ TEST_F(Mon, LimitedByNetworkWhenBacklogged) {
   EXPECT_EQ(cd().phase, kCongAvoid);  // linear growth after slow start
 }
 
-TEST_F(Mon, LimitedByGuestScheduling) {
-  env_.roles[kPortS] = kRoleGuest;  // the receiver is a guest that runs 10 ms of every 40
+// 30 rounds toward a guest receiver: 4 segments, then its ACK for them
+// after 100 us, every fourth round after `slow` us instead.
+void Mon::guest_receiver_rounds(uint32_t slow) {
+  env_.roles[kPortS] = kRoleGuest;
   handshake();
   uint32_t seq = 1001;
   for (int i = 0; i < 30; ++i) {
@@ -543,9 +546,13 @@ TEST_F(Mon, LimitedByGuestScheduling) {
       pkt(true, tf::kAck, seq, 5001, kMss);
       seq += kMss;
     }
-    now_ += (i % 4 == 3) ? 30'000 : 100;  // ACKs wait for the guest to be scheduled
+    now_ += (i % 4 == 3) ? slow : 100;
     pkt(false, tf::kAck, 5001, seq);
   }
+}
+
+TEST_F(Mon, LimitedByGuestScheduling) {
+  guest_receiver_rounds(30'000);  // ACKs wait for the guest to be scheduled
   EXPECT_GT(lim_us(kLimGuest), lim_us(kLimNetwork) + lim_us(kLimSender) + lim_us(kLimRwnd));
   const MonSide& g = server_side();
   EXPECT_GE(uint32_t(g.gex_max) * kGexMaxUnit, 29'000u);  // the guest's side RTT exceeded its minimum by the off period
@@ -559,18 +566,7 @@ TEST_F(Mon, LimitedByGuestScheduling) {
 
 // The same exchange with a guest that always runs: no wait to average.
 TEST_F(Mon, GuestDelayOfARunningGuestIsSmall) {
-  env_.roles[kPortS] = kRoleGuest;
-  handshake();
-  uint32_t seq = 1001;
-  for (int i = 0; i < 30; ++i) {
-    for (int k = 0; k < 4; ++k) {
-      now_ += 10;
-      pkt(true, tf::kAck, seq, 5001, kMss);
-      seq += kMss;
-    }
-    now_ += (i % 4 == 3) ? 300 : 100;  // a slower answer now and then, still running
-    pkt(false, tf::kAck, 5001, seq);
-  }
+  guest_receiver_rounds(300);  // a slower answer now and then, still running
   const MonSide& g = server_side();
   EXPECT_LE(mon_gex_avg(g), 300u);
   EXPECT_EQ(lim_us(kLimGuest), 0u);
