@@ -89,7 +89,7 @@ inline bool flow_key_build(const uint8_t* frame, uint16_t l3_off, uint16_t l4_of
   // and reloaded 64 (a store-forwarding stall on every packet of the PMD's
   // track_flows, ~20 % of its cycles in perf).
   uint64_t tail = (uint64_t(vlan & 0xfff) << 32) | (uint64_t(4) << 48);
-  asm("" : "+r"(tail));  // computed now, as one 64-bit value
+  asm volatile("" : "+r"(tail));  // computed now, as one 64-bit value (codegen-dependent: recheck with perf)
   if ((pkt_flags & (kFlagMalformed | kFlagFragment)) || !(pkt_flags & (kFlagTcp | kFlagUdp)) || l4_off == 0)
     return false;
   if (!(pkt_flags & (kFlagIPv4 | kFlagIPv6))) return false;
