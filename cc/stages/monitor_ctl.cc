@@ -143,21 +143,7 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
     for (uint8_t k = 0; k < kLimCount; ++k)
       if (lt[k] > lt[verdict]) verdict = k;
     const uint32_t e2e = e2e_rtt_us(f, s);
-    // The guest share of the RTT, over time: a guest side's RTT is its
-    // answer time when running (its minimum) plus its time-weighted wait
-    // (mon_gex_avg); another side's is its smoothed RTT.
-    uint32_t gex = 0;
-    uint64_t base = 0;
-    for (uint8_t e : {s, r}) {
-      const MonSide& sd = f.c.side[e];
-      if (f.c.role[e] == kRoleGuest) {
-        const uint32_t g = mon_gex_avg(sd);
-        gex += g;
-        base += uint64_t(sd.min) + g;
-      } else {
-        base += sd.srtt;
-      }
-    }
+    const MonGuestShare gs = mon_guest_share(f.c.side, f.c.role);
     const uint64_t total_lim = lt[0] + lt[1] + lt[2] + lt[3];
     nlohmann::json j = {
         {"from", s},
@@ -192,8 +178,8 @@ nlohmann::json flow_json(const FlowSnap& f, bool detail, const std::function<std
           {"receiver_window", lt[kLimRwnd] / 1000},
           {"network", lt[kLimNetwork] / 1000},
           {"guest_scheduling", lt[kLimGuest] / 1000}}},
-        {"guest_delay_us", gex},
-        {"guest_share", base ? double(gex) / double(base) : 0.0},
+        {"guest_delay_us", gs.delay_us},
+        {"guest_share", gs.share},
         {"guest_time_share", total_lim ? double(lt[kLimGuest]) / double(total_lim) : 0.0},
     };
     if (detail) {

@@ -27,6 +27,7 @@
 //    or guest scheduling; see mon_limit_state() and the guest override.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -155,11 +156,11 @@ struct MonSide {
   // (mon_gex_update). A guest that runs answers often, and each answer is a
   // small sample; after an off period one ACK answers for the whole wait.
   // The average is an EWMA started from zero (time constant kGexTauUs) and
-  // divided by the weight it has gathered (gex_w), so that a short flow's
-  // first samples do not stand for a whole time constant: mon_gex_avg().
+  // divided by the weight it has gathered (from gex_l), so that a short
+  // flow's first samples do not stand for a whole time constant: mon_gex_avg().
   float gex_acc;       // us, the EWMA before that division (a float: its weight may still be small)
-  uint16_t n;          // samples (saturating)
-  uint16_t gex_w;      // the EWMA's weight so far, Q16 (saturating just below 1)
+  uint16_t n;          // samples (saturating at 65535)
+  uint16_t gex_l;      // time the samples covered, kGexTUnit ticks (saturating: ~16.8 s, 64 tau)
   uint16_t gex_max;    // largest excess, kGexMaxUnit us units (saturating: ~4.2 s)
   uint16_t gex_t;      // when the side's last sample was taken, kGexTUnit us units (wraps)
   uint32_t wmin;       // timestamp-echo samples: minimum of the current group
@@ -167,8 +168,8 @@ struct MonSide {
 static_assert(sizeof(MonSide) == 32);
 inline constexpr uint32_t kGexTauUs = 1u << 18;  // ~0.26 s: several on/off periods of a consolidated guest
 inline constexpr uint32_t kGexMaxUnit = 64;
-inline constexpr uint32_t kGexTUnit = 256;       // gex_t wraps after ~16.8 s (a longer gap counts modulo that:
-                                                 // still >> kGexTauUs unless within 1 s of a multiple)
+inline constexpr uint32_t kGexTUnit = 256;       // gex_t wraps after ~16.8 s (a longer gap counts modulo that;
+                                                 // the weight is capped at the sample's duration anyway)
 
 // Timestamp-echo samples of a sender's side also contain its response time
 // (waiting for cwnd room, TCP small queues, the application): only the
@@ -327,22 +328,55 @@ inline constexpr MonGainTable<3, 2> kMonGainVar{};   // 1 - (3/4)^n
 inline constexpr MonGainTable<7, 3> kMonGainSrtt{};  // 1 - (7/8)^n
 
 // A guest side's sample r (us) at now_us: the excess over the side's
-// minimum enters the time-weighted average with the weight of the time
-// since the side's previous sample (the first: of its own duration, r).
+// minimum enters the time-weighted average with the weight of the time it
+// covers: the time since the side's previous sample, at most its own
+// duration r (an idle connection, nothing outstanding, is not waiting; the
+// first sample weighs r). Times in whole kGexTUnit ticks (samples within one
+// tick weigh nothing, the next one the whole tick: over many samples the
+// weights add up to the time covered). The EWMA's gain for dt is
+// 1 - e^(-dt/tau), so the weight it has gathered is 1 - e^(-gex_l/tau).
 inline void mon_gex_update(MonSide& s, uint32_t r, uint32_t now_us, bool first) {
   const uint32_t ex = r - s.min;
   const uint16_t t = static_cast<uint16_t>(now_us / kGexTUnit);
-  const uint64_t dt = first ? r : uint64_t(uint16_t(t - s.gex_t)) * kGexTUnit;
-  const float g = float(dt) / float(dt + kGexTauUs);
-  s.gex_acc += (float(ex) - s.gex_acc) * g;
-  s.gex_w = static_cast<uint16_t>(std::min(float(s.gex_w) + (65536.0f - float(s.gex_w)) * g, 65535.0f));
+  const uint32_t r_ticks = (r + kGexTUnit - 1) / kGexTUnit;
+  const uint32_t dt = first ? r_ticks : std::min<uint32_t>(uint16_t(t - s.gex_t), r_ticks);
+  if (dt) {
+    s.gex_acc += (float(ex) - s.gex_acc) * -std::expm1(-float(dt * kGexTUnit) / float(kGexTauUs));
+    s.gex_l = static_cast<uint16_t>(std::min<uint32_t>(s.gex_l + dt, 0xffff));
+  }
   s.gex_t = t;
   s.gex_max = static_cast<uint16_t>(std::max<uint32_t>(s.gex_max, std::min<uint32_t>(ex / kGexMaxUnit, 0xffff)));
 }
 
-// The time-weighted guest delay of a side (us).
+// The time-weighted guest delay of a side (us): the EWMA over the weight
+// it has gathered.
 inline uint32_t mon_gex_avg(const MonSide& s) {
-  return s.gex_w ? static_cast<uint32_t>(s.gex_acc * 65536.0f / float(s.gex_w)) : 0;
+  if (!s.gex_l) return 0;
+  const float w = -std::expm1(-float(uint32_t(s.gex_l) * kGexTUnit) / float(kGexTauUs));
+  return static_cast<uint32_t>(s.gex_acc / w);
+}
+
+// A direction's guest delay (the guest sides' time-weighted waits, us) and
+// its guest share of the RTT: that wait over the RTT it belongs to, where a
+// guest side's RTT is its answer time when running (its minimum) plus its
+// wait and another side's is its smoothed RTT.
+struct MonGuestShare {
+  uint32_t delay_us;
+  double share;
+};
+inline MonGuestShare mon_guest_share(const MonSide (&side)[2], const uint8_t (&role)[2]) {
+  uint32_t gex = 0;
+  uint64_t base = 0;
+  for (uint8_t e = 0; e < 2; ++e) {
+    if (role[e] == kRoleGuest) {
+      const uint32_t g = mon_gex_avg(side[e]);
+      gex += g;
+      base += uint64_t(side[e].min) + g;
+    } else {
+      base += side[e].srtt;
+    }
+  }
+  return {gex, base ? double(gex) / double(base) : 0.0};
 }
 
 // acks: how many ACKs the sender saw for this one sample (>= 1).

@@ -633,8 +633,9 @@ def main():
     j.add_argument("--tol", type=float, default=0.15, help="|guest time share - off fraction| allowed (bulk)")
     j.add_argument("--floors", choices=["target", "ci"], default="target",
                    help="target: every consolidated transfer within --tol of the reference, unconsolidated ones "
-                        "<= 5 %%, guest share of the RTT for rx; ci: the CI floors (unconsolidated <= 15 %%, the "
-                        "largest guest delay for rx instead of the RTT share; see docs/monitor.md)")
+                        "<= 5 %%; ci: the CI floors (unconsolidated <= 15 %%; see docs/monitor.md). Both: for rx "
+                        "to the consolidated guest the largest guest delay >= 20 ms and the guest share of the "
+                        "RTT >= 50 %%")
     j.add_argument("--stall-min-ms", type=float, default=2.0,
                    help="vmsim stalls at least this long are the host's part of the reference (default 2: the "
                         "monitor's guest_stall_us; it cannot see shorter ones)")

@@ -564,12 +564,62 @@ TEST_F(Mon, LimitedByGuestScheduling) {
   EXPECT_GE(mon_gex_avg(g), 20'000u);
 }
 
-// The same exchange with a guest that always runs: no wait to average.
-TEST_F(Mon, GuestDelayOfARunningGuestIsSmall) {
-  guest_receiver_rounds(300);  // a slower answer now and then, still running
+// Idle time (nothing outstanding) is not waiting: a running guest's bulk
+// transfer (~0.3 s of prompt answers), a second of silence, then one
+// delayed ACK (40 ms). The sample after the idle second weighs its own
+// 40 ms, not the second: the average stays ~8 ms (weighing the second
+// would make it ~39 ms).
+TEST_F(Mon, GuestDelayIgnoresIdleTime) {
+  env_.roles[kPortS] = kRoleGuest;
+  handshake();
+  uint32_t seq = 1001;
+  auto round = [&](uint32_t answer_us) {
+    for (int k = 0; k < 4; ++k) {
+      now_ += 10;
+      pkt(true, tf::kAck, seq, 5001, kMss);
+      seq += kMss;
+    }
+    now_ += answer_us;
+    pkt(false, tf::kAck, 5001, seq);
+  };
+  for (int i = 0; i < 2000; ++i) round(100);
   const MonSide& g = server_side();
-  EXPECT_LE(mon_gex_avg(g), 300u);
-  EXPECT_EQ(lim_us(kLimGuest), 0u);
+  EXPECT_LE(mon_gex_avg(g), 100u);
+  now_ += 1'000'000;
+  round(40'000);
+  EXPECT_GE(uint32_t(g.gex_max) * kGexMaxUnit, 39'000u);
+  EXPECT_GE(mon_gex_avg(g), 4'000u);
+  EXPECT_LE(mon_gex_avg(g), 12'000u);
+}
+
+// The share of the RTT: a guest side's wait over its minimum + wait and
+// the other sides' smoothed RTTs.
+TEST(MonGuestShare, WaitOverTheRttItBelongsTo) {
+  MonSide side[2] = {};
+  side[0].min = 50;
+  side[0].srtt = 900;
+  side[0].gex_acc = 20'000;
+  side[0].gex_l = 0xffff;  // weight 1
+  side[1].min = 800;
+  side[1].srtt = 1000;
+  const uint8_t guest_uplink[2] = {kRoleGuest, kRoleUplink};
+  MonGuestShare gs = mon_guest_share(side, guest_uplink);
+  EXPECT_EQ(gs.delay_us, 20'000u);
+  EXPECT_NEAR(gs.share, 20'000.0 / (50 + 20'000 + 1000), 1e-6);
+  const uint8_t hosts[2] = {kRoleHost, kRoleUplink};
+  gs = mon_guest_share(side, hosts);
+  EXPECT_EQ(gs.delay_us, 0u);
+  EXPECT_EQ(gs.share, 0.0);
+  // Two guests: both waits, over both minimums + waits (not their srtt).
+  side[1].gex_acc = 5'000;
+  side[1].gex_l = 0xffff;
+  const uint8_t guests[2] = {kRoleGuest, kRoleGuest};
+  gs = mon_guest_share(side, guests);
+  EXPECT_EQ(gs.delay_us, 25'000u);
+  EXPECT_NEAR(gs.share, 25'000.0 / (50 + 20'000 + 800 + 5'000), 1e-6);
+  // Young: the average is the EWMA over the weight gathered so far.
+  side[0].gex_l = uint16_t(kGexTauUs / kGexTUnit);  // one time constant: weight 1 - 1/e
+  EXPECT_NEAR(double(mon_gex_avg(side[0])), 20'000.0 / (1.0 - std::exp(-1.0)), 2.0);
 }
 
 // Validated on the vmsim test bed (docs/monitor.md, guest scheduling): a
