@@ -13,7 +13,7 @@
 // across runs: one benchmark builds one fixture (its own table and state)
 // per configuration and alternates between them every kChunk batches; the
 // counters are medians of the per-batch TSC cycle counts of each.
-//   BM_Cost/N       generator only vs + table vs + table + monitor as
+//   BM_Cost/N/G     generator only vs + table vs + table + monitor as
 //                   MonitorStage runs it (one MonState array with a THP hint,
 //                   its hot and warm lines prefetched by the table's bulk
 //                   lookup: add_companion). Counters per packet, median batch:
@@ -21,6 +21,12 @@
 //                   table_adds_cyc = base - gen, adds_cyc = mon - base (the
 //                   monitor), total_adds_cyc = mon - gen (parse + lookup +
 //                   monitor); *_mean: mean over batches; bytes per connection.
+//                   G = 1: the server a running guest (its samples also
+//                   feed the guest delay, its silences are checked and, as a
+//                   running guest's, are short). Its samples last one round
+//                   of visits (220 ms at 1M), which takes the guest delay's
+//                   expm1 path (~+35 cycles/packet there); a running guest's,
+//                   < 16 ms, take the cubic (10k: ~+5).
 //   BM_Variants     1M connections, monitor on: where the 1M cost goes.
 //                   v0-v2 4 KB pages (MADV_NOHUGEPAGE), v3-v5 THP hint,
 //                   v6-v8 hugetlbfs pages (MAP_HUGETLB; falls back to the THP
@@ -63,8 +69,12 @@ constexpr unsigned kBatch = 32;
 constexpr unsigned kChunk = 64;  // batches per turn of one configuration
 using namespace vsw::bench;
 
-struct NoEnv {
-  uint8_t role(uint16_t) { return mon::kRoleUplink; }
+// Port roles: both endpoints uplinks, or (guest) the server behind port 1 a
+// guest that is running (its receiver-side samples then also feed the
+// guest delay, and its silences are checked).
+struct BenchEnv {
+  bool guest = false;
+  uint8_t role(uint16_t port) { return guest && port == 1 ? mon::kRoleGuest : mon::kRoleUplink; }
   bool guest_off(uint16_t) { return false; }
 };
 
@@ -103,9 +113,10 @@ struct Fixture {
     return static_cast<T*>(p);
   }
   bool hugetlb_fallback = false;
+  bool guest = false;  // the server is a guest (BenchEnv)
 
   // with_state false: the traffic generator's visits only (no table, no monitor state).
-  Fixture(size_t n, unsigned pages, bool with_state = true) : variant(pages) {
+  Fixture(size_t n, unsigned pages, bool with_state = true, bool guest = false) : variant(pages), guest(guest) {
     std::vector<Tuple> tuples = make_tuples(n);
     std::vector<uint32_t> order(n);
     std::iota(order.begin(), order.end(), 0u);
@@ -121,7 +132,7 @@ struct Fixture {
     Frame f;
     init_frame(f);
     TcpSegment s;
-    NoEnv env;
+    BenchEnv env{guest};
     mon::MonParams p;
     auto run = [&](const Tuple& t, bool c2s, uint8_t fl, uint32_t seq, uint32_t ack) {
       fill(f, t, c2s, fl, seq, ack, 0, 1);
@@ -166,6 +177,7 @@ struct Config {
   bool monitor;
   Pages pages;
   Prefetch pf;
+  bool guest = false;  // the server is a running guest (BenchEnv)
 };
 
 // One configuration's fixture and its per-batch cycle counts.
@@ -182,7 +194,7 @@ struct Runner {
   uint16_t in_port[kBatch];
   Visit* vis[kBatch];
 
-  Runner(size_t n, Config c) : cfg(c), fx(std::make_unique<Fixture>(n, c.pages, c.table)) {
+  Runner(size_t n, Config c) : cfg(c), fx(std::make_unique<Fixture>(n, c.pages, c.table, c.guest)) {
     for (auto& f : frames) init_frame(f);
     if (c.monitor && c.pf == kPfLookup) {  // the table's lookup prefetches the state
       fx->table->add_companion(fx->st, sizeof(mon::MonState), 0, mon::kMonWarmLines);
@@ -192,8 +204,12 @@ struct Runner {
 
   void batch() {
     const size_t n = fx->visits.size();
-    NoEnv env;
+    BenchEnv env{cfg.guest};
     mon::MonParams p;
+    // A connection's ACK comes one round of visits after its data (2 ms at
+    // 10k connections, 220 ms at 1M): to a guest receiver that is a silence
+    // on every ACK. A running guest answers within the stall threshold.
+    if (cfg.guest) p.guest_stall_us = 1'000'000'000;
     const uint64_t c0 = __rdtsc();
     unsigned m = 0;
     for (unsigned i = 0; i < kBatch; ++i) {
@@ -279,6 +295,7 @@ void interleave(benchmark::State& st, std::vector<std::unique_ptr<Runner>>& rs) 
 
 std::vector<std::unique_ptr<Runner>> g_cost;
 size_t g_cost_n = 0;
+bool g_cost_guest = false;
 
 // 1M-connection runners of one benchmark, one per configuration, built on
 // its first call (BM_Cost's runners are released first: memory).
@@ -294,15 +311,19 @@ std::vector<std::unique_ptr<Runner>>& runners_1m(std::vector<std::unique_ptr<Run
 
 void BM_Cost(benchmark::State& st) {
   const size_t n = static_cast<size_t>(st.range(0));
-  if (g_cost_n != n) {
+  const bool guest = st.range(1) != 0;
+  if (g_cost_n != n || g_cost_guest != guest) {
     g_cost.clear();
     g_cost.push_back(std::make_unique<Runner>(n, Config{false, false, kThp, kPfNone}));  // generator only
     g_cost.push_back(std::make_unique<Runner>(n, Config{true, false, kThp, kPfNone}));   // + parse + lookup
-    g_cost.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfLookup}));  // + monitor, as MonitorStage
+    // + monitor, as MonitorStage (the server a running guest if `guest`)
+    g_cost.push_back(std::make_unique<Runner>(n, Config{true, true, kThp, kPfLookup, guest}));
     g_cost_n = n;
+    g_cost_guest = guest;
   }
   interleave(st, g_cost);
   const double g = g_cost[0]->median(), b = g_cost[1]->median(), m = g_cost[2]->median();
+  st.counters["guest"] = guest;
   st.counters["gen_cyc"] = g;
   st.counters["base_cyc"] = b;
   st.counters["mon_cyc"] = m;
@@ -316,7 +337,7 @@ void BM_Cost(benchmark::State& st) {
   st.counters["table_bytes_per_conn"] = g_cost[2]->fx->table->bytes_per_conn();
   st.counters["monitor_bytes_per_conn"] = double(sizeof(mon::MonState));
 }
-BENCHMARK(BM_Cost)->Arg(1)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond)->MinTime(3);
+BENCHMARK(BM_Cost)->ArgsProduct({{1, 10'000, 1'000'000}, {0, 1}})->Unit(benchmark::kMicrosecond)->MinTime(3);
 
 void BM_Variants(benchmark::State& st) {
   static std::vector<std::unique_ptr<Runner>> store;

@@ -26,13 +26,15 @@ for f in sorted(glob.glob(out + "/r*_[ab].json")):
     for x in json.load(open(f))["benchmarks"]:
         if "total_adds_cyc" in x:
             for k in ("table_adds_cyc", "adds_cyc", "total_adds_cyc", "table_bytes_per_conn", "monitor_bytes_per_conn"):
-                d[(int(x["name"].split("/")[1]), which)][k].append(x[k])
+                parts = x["name"].split("/")  # BM_Cost/N[/G]/...: G = 1, the server a guest
+                n = parts[1] + (" (guest)" if len(parts) > 2 and parts[2] == "1" else "")
+                d[(n, which)][k].append(x[k])
 print("A = %s\nB = %s\n" % (a, b))
 print("| connections | A: parse + lookup / monitor / **total** | B: parse + lookup / monitor / **total** | bytes/conn table, monitor (A; B) |")
 print("|---|---|---|---|")
-for n in sorted({k[0] for k in d}):
+for n in sorted({k[0] for k in d}, key=lambda n: (n.endswith("(guest)"), int(n.split()[0]))):
     m = {w: {k: statistics.median(v) for k, v in d[(n, w)].items()} for w in "ab"}
-    print("| %d | %.0f / %.0f / **%.0f** | %.0f / %.0f / **%.0f** | %.0f, %.0f; %.0f, %.0f |" % (
+    print("| %s | %.0f / %.0f / **%.0f** | %.0f / %.0f / **%.0f** | %.0f, %.0f; %.0f, %.0f |" % (
         n, m["a"]["table_adds_cyc"], m["a"]["adds_cyc"], m["a"]["total_adds_cyc"],
         m["b"]["table_adds_cyc"], m["b"]["adds_cyc"], m["b"]["total_adds_cyc"],
         m["a"]["table_bytes_per_conn"], m["a"]["monitor_bytes_per_conn"],

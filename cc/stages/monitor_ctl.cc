@@ -107,7 +107,7 @@ nlohmann::json side_json(const MonSide& s, uint8_t role) {
                       {"samples", s.n}};
   if (role == kRoleGuest) {
     j["guest_delay_avg_us"] = mon_gex_avg(s);
-    j["guest_delay_max_us"] = uint32_t(s.gex_max) * kGexMaxUnit;
+    j["guest_delay_max_us"] = s.max - s.min;
   }
   return j;
 }
