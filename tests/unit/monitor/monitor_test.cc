@@ -112,6 +112,7 @@ class Mon : public ::testing::Test {
     now_ += 100;
   }
   void guest_receiver_rounds(uint32_t slow);
+  void data_round(uint32_t& seq, uint32_t answer_us);
   // Three-way handshake with MSS kMss (client ISN 1000, server ISN 5000), 100 us per leg.
   void handshake(std::vector<uint8_t> extra = {}) {
     std::vector<uint8_t> o = {2, 4, uint8_t(kMss >> 8), uint8_t(kMss & 0xff)};
@@ -540,15 +541,19 @@ void Mon::guest_receiver_rounds(uint32_t slow) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
   uint32_t seq = 1001;
-  for (int i = 0; i < 30; ++i) {
-    for (int k = 0; k < 4; ++k) {
-      now_ += 10;
-      pkt(true, tf::kAck, seq, 5001, kMss);
-      seq += kMss;
-    }
-    now_ += (i % 4 == 3) ? slow : 100;
-    pkt(false, tf::kAck, 5001, seq);
+  for (int i = 0; i < 30; ++i) data_round(seq, (i % 4 == 3) ? slow : 100);
+}
+
+// 4 segments from seq on, 10 us apart, and the receiver's ACK for them
+// answer_us after the last.
+void Mon::data_round(uint32_t& seq, uint32_t answer_us) {
+  for (int k = 0; k < 4; ++k) {
+    now_ += 10;
+    pkt(true, tf::kAck, seq, 5001, kMss);
+    seq += kMss;
   }
+  now_ += answer_us;
+  pkt(false, tf::kAck, 5001, seq);
 }
 
 TEST_F(Mon, LimitedByGuestScheduling) {
@@ -573,20 +578,11 @@ TEST_F(Mon, GuestDelayIgnoresIdleTime) {
   env_.roles[kPortS] = kRoleGuest;
   handshake();
   uint32_t seq = 1001;
-  auto round = [&](uint32_t answer_us) {
-    for (int k = 0; k < 4; ++k) {
-      now_ += 10;
-      pkt(true, tf::kAck, seq, 5001, kMss);
-      seq += kMss;
-    }
-    now_ += answer_us;
-    pkt(false, tf::kAck, 5001, seq);
-  };
-  for (int i = 0; i < 2000; ++i) round(100);
+  for (int i = 0; i < 2000; ++i) data_round(seq, 100);
   const MonSide& g = server_side();
   EXPECT_LE(mon_gex_avg(g), 100u);
   now_ += 1'000'000;
-  round(40'000);
+  data_round(seq, 40'000);
   EXPECT_GE(g.max - g.min, 39'000u);
   EXPECT_GE(mon_gex_avg(g), 4'000u);
   EXPECT_LE(mon_gex_avg(g), 12'000u);
@@ -605,15 +601,7 @@ TEST_F(Mon, GuestDelayOfSamplesBeforeTheMinimumFell) {
   now_ += 100;
   pkt(true, tf::kAck, 1001, 5001);
   uint32_t seq = 1001;
-  for (int i = 0; i < 200; ++i) {
-    for (int k = 0; k < 4; ++k) {
-      now_ += 10;
-      pkt(true, tf::kAck, seq, 5001, kMss);
-      seq += kMss;
-    }
-    now_ += 100;
-    pkt(false, tf::kAck, 5001, seq);
-  }
+  for (int i = 0; i < 200; ++i) data_round(seq, 100);
   const MonSide& g = server_side();
   EXPECT_LE(g.min, 200u);
   EXPECT_GE(g.max - g.min, 29'000u);
