@@ -6,6 +6,8 @@
 # the generator (each round's figures are already the benchmark's medians
 # over batches). Raw JSON in OUT (default bench/results/cost-ab-<stamp>).
 #   bench/monitor/ab.sh BENCH_A BENCH_B [ROUNDS=7] [FILTER=BM_Cost]
+#   (against a build older than BM_Cost/N/G, FILTER='BM_Cost/[0-9]+(/0)?/min'
+#   runs only the cases both have)
 # e.g. bench/monitor/ab.sh /work/main/build/bench/monitor/bench_monitor build/bench/monitor/bench_monitor
 set -euo pipefail
 A=$1 B=$2 ROUNDS=${3:-7} FILTER=${4:-BM_Cost}
@@ -33,6 +35,9 @@ print("A = %s\nB = %s\n" % (a, b))
 print("| connections | A: parse + lookup / monitor / **total** | B: parse + lookup / monitor / **total** | bytes/conn table, monitor (A; B) |")
 print("|---|---|---|---|")
 for n in sorted({k[0] for k in d}, key=lambda n: (n.endswith("(guest)"), int(n.split()[0]))):
+    if (n, "a") not in d or (n, "b") not in d:  # e.g. guest rows of a newer B against an older A
+        print("| %s | only in %s |  |  |" % (n, "A" if (n, "a") in d else "B"))
+        continue
     m = {w: {k: statistics.median(v) for k, v in d[(n, w)].items()} for w in "ab"}
     print("| %s | %.0f / %.0f / **%.0f** | %.0f / %.0f / **%.0f** | %.0f, %.0f; %.0f, %.0f |" % (
         n, m["a"]["table_adds_cyc"], m["a"]["adds_cyc"], m["a"]["total_adds_cyc"],

@@ -80,10 +80,13 @@ b = json.load(open(sys.argv[1]))["benchmarks"]
 med = [x for x in b if x.get("aggregate_name") == "median"]
 print("| connections | generator alone cycles/pkt | + parse + lookup | + monitor | parse + lookup add | monitor adds (median batch) | monitor adds (mean) | **parse + lookup + monitor add** | monitor adds, server a guest | ns/pkt with monitor | monitor bytes/conn | flow table bytes/conn |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+def is_guest(name):  # BM_Cost/N/G/...: G = 1, the server a guest (older builds: BM_Cost/N/...)
+    p = name.split("/")
+    return len(p) > 2 and p[2].isdigit() and p[2] != "0"
 guest = {int(x["run_name"].split("/")[1]): x["adds_cyc"] for x in med
-         if x["run_name"].startswith("BM_Cost/") and int(x["run_name"].split("/")[2])}
+         if x["run_name"].startswith("BM_Cost/") and is_guest(x["run_name"])}
 for x in med:
-    if not x["run_name"].startswith("BM_Cost/") or int(x["run_name"].split("/")[2]):
+    if not x["run_name"].startswith("BM_Cost/") or is_guest(x["run_name"]):
         continue
     n = int(x["run_name"].split("/")[1])
     print("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | **%.0f** | %.0f | %.1f | %d | %.0f |" % (

@@ -161,7 +161,7 @@ struct MonSide {
   // for a whole time constant: mon_gex_avg(). The largest excess is max - min.
   float gex_acc;       // us, the EWMA before that division (a float: its weight may still be small)
   uint16_t n;          // samples (saturating at 65535)
-  uint16_t gex_l;      // time the samples covered, kGexTick us ticks (saturating: ~4.2 s, 16 tau)
+  uint16_t gex_l;      // time the samples covered, 64 us ticks (kGexTickShift; saturating: ~4.2 s, 16 tau)
   uint32_t gex_t;      // when the side's last sample was taken (us)
   uint32_t wmin;       // timestamp-echo samples: minimum of the current group
 };                     // (its size: MonDirWarm::ts_wn of the endpoint's direction)
@@ -328,7 +328,8 @@ inline constexpr MonGainTable<7, 3> kMonGainSrtt{};  // 1 - (7/8)^n
 // The weight an EWMA with time constant kGexTauUs gathers over l ticks:
 // 1 - e^(-x), x = l ticks / tau. Below x = 1/16 (16 ms: every sample of a
 // running guest) a cubic is exact to 7e-7 and costs a few cycles instead of
-// expm1's ~30 (the cost benchmark's guest case: +20 cycles/packet).
+// expm1's ~30 (bench_monitor BM_Cost/10000/1, the server a guest: +33 ->
+// +5 cycles/packet over the uplink case).
 inline float mon_gex_weight(uint32_t l) {
   const float x = float(l << kGexTickShift) / float(kGexTauUs);
   if (x < 0.0625f) return x * (1.0f - x * (0.5f - x * (1.0f / 6.0f)));

@@ -7,6 +7,7 @@
 // tcp-flow and the export file.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -567,6 +568,26 @@ TEST_F(Mon, LimitedByGuestScheduling) {
   // three prompt answers of every four samples do not make it small (a 1/8
   // EWMA over samples settles near 9 ms here).
   EXPECT_GE(mon_gex_avg(g), 20'000u);
+}
+
+// The same exchange across the wrap of the microsecond clock (2^32): the
+// covered time and the idle rule compare times modulo 2^32.
+TEST_F(Mon, GuestDelayAcrossTheClockWrap) {
+  now_ = 0xffffffffu - 49'997;  // the rounds cross 2^32 in their first off period (never at 0)
+  guest_receiver_rounds(30'000);
+  const MonSide& g = server_side();
+  EXPECT_GE(g.max - g.min, 29'000u);
+  EXPECT_GE(mon_gex_avg(g), 27'000u);  // ~29.5 ms, as from any other start
+  EXPECT_LE(mon_gex_avg(g), 31'000u);
+}
+
+// The EWMA's weight: the cubic below 16 ms of covered time, expm1 above.
+TEST(MonGexWeight, CubicMatchesExpm1) {
+  for (uint32_t l : {1u, 16u, 100u, 255u, 256u, 257u, 1000u, 4096u, 65535u}) {
+    const double x = double(l << kGexTickShift) / double(kGexTauUs);
+    EXPECT_NEAR(mon_gex_weight(l), -std::expm1(-x), 2e-6) << l;
+  }
+  EXPECT_LT(mon_gex_weight(255), mon_gex_weight(256));  // increasing across the switch
 }
 
 // Idle time (nothing outstanding) is not waiting: a running guest's bulk
