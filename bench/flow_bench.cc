@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "cc/checksum.h"
+#include "bench/median.h"
 #include "bench/tcp_frames.h"
 #include "cc/net_headers.h"
 #include "cc/parse.h"
@@ -253,11 +254,7 @@ int eal_once() {
 
 struct RefRun {
   std::vector<uint32_t> cyc;
-  double median() {
-    if (cyc.empty()) return 0;
-    std::nth_element(cyc.begin(), cyc.begin() + long(cyc.size() / 2), cyc.end());
-    return cyc[cyc.size() / 2];
-  }
+  double median() { return median_of(cyc); }
 };
 
 void BM_VsRteHash(benchmark::State& st) {

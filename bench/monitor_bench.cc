@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "cc/net_headers.h"
+#include "bench/median.h"
 #include "bench/tcp_frames.h"
 #include "cc/parse.h"
 #include "cc/stages/monitor_state.h"
@@ -270,10 +271,8 @@ struct Runner {
     }
   }
   double median() {
-    if (cyc.empty()) return 0;
-    std::vector<uint32_t> v = cyc;
-    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-    return v[v.size() / 2];
+    std::vector<uint32_t> v = cyc;  // keeps the samples in order for mean() and later batches
+    return median_of(v);
   }
   double mean() const {
     return cyc.empty() ? 0 : double(std::accumulate(cyc.begin(), cyc.end(), uint64_t(0))) / double(cyc.size());
@@ -435,8 +434,7 @@ void BM_Lines(benchmark::State& st) {
     if (cyc.size() < cyc.capacity()) cyc.push_back(uint32_t(dc / kBatch));
   }
   benchmark::DoNotOptimize(acc);
-  std::nth_element(cyc.begin(), cyc.begin() + long(cyc.size() / 2), cyc.end());
-  const double med = cyc.empty() ? 0 : cyc[cyc.size() / 2];
+  const double med = median_of(cyc);
   st.counters["cyc"] = med;
   st.counters["cyc_per_line"] = lines ? med / lines : 0;
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 
+#include "bench/median.h"
 #include "tests/unit/snoop/snoop_sim.h"
 
 using namespace vsw;
@@ -22,11 +23,7 @@ namespace {
 rte_mempool* g_pool;
 
 // Median of per-batch samples: a loaded shared machine preempts some batches.
-double median_per_pkt(std::vector<uint64_t>& v, unsigned per) {
-  if (v.empty()) return 0;
-  std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-  return double(v[v.size() / 2]) / per;
-}
+double median_per_pkt(std::vector<uint64_t>& v, unsigned per) { return vsw::bench::median_of(v) / per; }
 
 struct Rig {
   Datapath dp{FdbConfig{}};
