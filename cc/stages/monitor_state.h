@@ -432,6 +432,17 @@ inline void mon_refresh(MonConn& h, const MonCold& c, uint8_t snd, const MonPara
   d.rto_ms = static_cast<uint16_t>(std::min<uint32_t>(rto_us / 1000, 60000));
 }
 
+// A full RTT sample r of side S, the acknowledger of direction S ^ 1,
+// taken from its ACK: it stands for the `acks` ACKs since the last one
+// (then cleared); both directions' thresholds follow.
+inline void mon_ack_sample(MonConn& h, MonCold& c, uint8_t S, uint32_t r, bool guest, uint32_t now_us, uint8_t& acks,
+                           const MonParams& p) {
+  mon_side_sample(c.side[S], r, guest, true, now_us, std::max<uint32_t>(1, acks));
+  acks = 0;
+  mon_refresh(h, c, S ^ 1, p);
+  mon_refresh(h, c, S, p);
+}
+
 // What a direction is limited by right now (after the event was applied).
 // mss: the sender's segment size (mon_eff_mss). Receiver window: the next
 // full segment would not fit (Linux tcp_snd_wnd_test: seq + mss > una + wnd).
@@ -453,8 +464,9 @@ inline uint32_t mon_eff_mss(const TcpDirState& snd) {
   return std::max<uint32_t>(m, 536);
 }
 
-// Splits the open limit interval [d.lim_since, now) into states: a receiver-window interval gives its pacing hold to network and, when
-// an ACK opened room, whatever lasted beyond one window after that ACK to the
+// Splits the open limit interval [d.lim_since, now) into states: a
+// receiver-window interval gives its pacing hold to network and, when an ACK
+// opened room, whatever lasted beyond one window after that ACK to the
 // state the open room means (network if the sender is backlogged, else sender).
 // add(state, us) is called per part; mon_lim_split adds them to t[].
 template <typename Add>
@@ -908,10 +920,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
     // An RTT sample of S's side (the acknowledger) from this ACK: it stands
     // for the ACKs since the last one (the sender's per-ACK updates).
     const auto rtt_sample = [&](uint32_t r) {
-      mon_side_sample(c.side[S], r, s_guest, true, now_us, std::max<uint32_t>(1, d.acks));
-      d.acks = 0;
-      mon_refresh(h, c, R, p);
-      mon_refresh(h, c, S, p);
+      mon_ack_sample(h, c, S, r, s_guest, now_us, d.acks, p);
       o.rtt_sample = 1;
     };
     if (!(d.flags & dflag::kAck)) {
@@ -1019,10 +1028,7 @@ inline MonOut mon_packet(MonConn& h, MonCold& c, const TcpSegment& s, const Trac
                            ((fw.flags & dflag::kSeq) && (fw.flags & dflag::kAck) && Seq(fw.nxt) > Seq(fw.una));
       if (p.ts_receiver_samples && peer_had_flight && s.payload_len == 0) {
         if (!o.rtt_sample) {  // the same ACK already gave a Karn sample
-          mon_side_sample(c.side[S], r, s_guest, true, now_us, rv.acks);
-          rv.acks = 0;
-          mon_refresh(h, c, R, p);
-          mon_refresh(h, c, S, p);
+          mon_ack_sample(h, c, S, r, s_guest, now_us, rv.acks, p);
           o.ts_sample = 1;
         }
       } else if (sending) {
