@@ -8,6 +8,7 @@
 # Cores: 2 (switch PMD on lcore 1). Takes about 2 minutes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/scripts/env.sh"
 export VSW_BUILD=${VSW_BUILD:-$ROOT/build}
 NAME=demo
 OUT=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
@@ -35,6 +36,8 @@ python3 "$TB/harness.py" run --name "$NAME" --sizes 100K --dir rx --count "$COUN
   --config off=monitor --config snoop=monitor,snoop --norm off --out "$OUT/rx" --title "demo: remote -> guest 100 KB" \
   >"$OUT/harness.log" 2>&1 || { tail -20 "$OUT/harness.log"; exit 1; }
 sed -n '1,40p' "$OUT/rx/summary.md"
+# A promised plot that was not made is an error, not a log line.
+compgen -G "$OUT/rx/*.png" >/dev/null || { echo "demo: harness.py wrote no plot in $OUT/rx" >&2; tail -5 "$OUT/harness.log" >&2; exit 1; }
 if have_stage snoop; then
   # Snapshot right after the transfers (snoop ran only in the "snoop" blocks;
   # harness.py leaves the last configuration applied).

@@ -25,6 +25,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+. "$REPO/scripts/env.sh"
 BUILD=${VSW_BUILD:-$REPO/build}
 VSWITCHD=$BUILD/vswitch/vswitchd
 VSWITCHCTL=$BUILD/vswitch/vswitchctl

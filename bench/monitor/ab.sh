@@ -12,6 +12,7 @@
 set -euo pipefail
 A=$1 B=$2 ROUNDS=${3:-7} FILTER=${4:-BM_Cost}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/env.sh"
 OUT=${OUT:-$ROOT/bench/results/cost-ab-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 for r in $(seq "$ROUNDS"); do

@@ -15,6 +15,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/scripts/env.sh"
 BUILD=${1:-$ROOT/build}
 ROUNDS=${ROUNDS:-3}
 SECS=${MON_SECS:-20}

@@ -14,6 +14,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/scripts/env.sh"
 export VSW_BUILD=${VSW_BUILD:-$ROOT/build}
 QUICK=0 OUT=$ROOT/bench/results/snoop-$(date +%Y%m%d-%H%M%S) NAME=snb PARTS=fig5,fig6,conc10
 while [ $# -gt 0 ]; do

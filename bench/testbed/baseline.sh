@@ -19,6 +19,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/scripts/env.sh"
 COUNT=300 RCOUNT=200 PING=1000 NAME=bl OUT="" DOC=1 SIZES=100K DIRS=rx RTT=0.2 LOAD=60
 while [ $# -gt 0 ]; do
   case $1 in

@@ -447,10 +447,7 @@ def report(rows, out, norm=None, title=None):
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(md)
-    try:
-        plots(g, corder, ref, summary, out, title)
-    except ImportError as e:
-        log("no plots (%s): apt-get install python3-matplotlib" % e)
+    plots(g, corder, ref, summary, out, title)
 
 
 def plots(g, corder, ref, summary, out, title):
@@ -596,28 +593,25 @@ def cmd_ping(args):
     with open(os.path.join(args.out, "ping.json"), "w") as f:
         json.dump(summ, f, indent=1)
     print(md)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for g in guests:
-            v = sorted(res[g])
-            if v:
-                ax.plot([v[0]] + v, [0] + [(i + 1) / len(v) for i in range(len(v))], drawstyle="steps-post",
-                        label="%s VMs/core, load %s %%" % (bed.vpc[g - 1], bed.load[g - 1]))
-        ax.set_xlabel("ping RTT remote→guest (ms)")
-        ax.set_ylabel("CDF")
-        ax.set_title(args.title or "ping RTT to a consolidated guest")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fn = os.path.join(args.out, "ping-cdf.png")
-        fig.savefig(fn, dpi=110)
-        plt.close(fig)
-        log("wrote", fn)
-    except ImportError as e:
-        log("no plots (%s)" % e)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for g in guests:
+        v = sorted(res[g])
+        if v:
+            ax.plot([v[0]] + v, [0] + [(i + 1) / len(v) for i in range(len(v))], drawstyle="steps-post",
+                    label="%s VMs/core, load %s %%" % (bed.vpc[g - 1], bed.load[g - 1]))
+    ax.set_xlabel("ping RTT remote→guest (ms)")
+    ax.set_ylabel("CDF")
+    ax.set_title(args.title or "ping RTT to a consolidated guest")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fn = os.path.join(args.out, "ping-cdf.png")
+    fig.savefig(fn, dpi=110)
+    plt.close(fig)
+    log("wrote", fn)
     return 0
 
 

@@ -12,9 +12,11 @@ T=$(mktemp -d /tmp/vswit.XXXXXX)
 TAG=${TAG:-$(basename "$T" | tr -dc 'a-z0-9' | tail -c 6)}
 _VSW_NS=() _VSW_PIDS=() _VSW_PREFIXES=()
 
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/skip.sh"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
-skip() { log "SKIP: $*"; exit 77; }
+skip() { vsw_skip log "$@"; }
 
 vsw_cleanup() {
   local rc=$?

@@ -12,11 +12,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 export VSW_BUILD=${VSW_BUILD:-$ROOT/build}
 NAME=sne2e
 ENV=/tmp/tb-$NAME/env
+. "$ROOT/scripts/env.sh"
+. "$ROOT/scripts/skip.sh"
 log() { echo "[snoop_e2e $(date +%H:%M:%S)] $*" >&2; }
-[ "$(id -u)" = 0 ] || { log "SKIP: needs root"; exit 77; }
-for c in python3 ip; do command -v $c >/dev/null || { log "SKIP: missing $c"; exit 77; }; done
+[ "$(id -u)" = 0 ] || vsw_skip log "needs root"
+for c in python3 ip; do command -v $c >/dev/null || vsw_skip log "missing $c"; done
 free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-[ "$free" -ge 400 ] || { log "SKIP: needs 400 free hugepages ($free)"; exit 77; }
+[ "$free" -ge 400 ] || vsw_skip log "needs 400 free hugepages ($free)"
 
 SRV_PID=""
 cleanup() {

@@ -74,6 +74,23 @@ for p in vm1 vm2 up; do
   [ "$(port_counter $p rx_bad_offload)" = 0 ] || fail "port $p: rx_bad_offload > 0"
 done
 
+# ---- the guest kernel (guest/uml-kernel): HZ 1000 and DCTCP built in, used
+# through the switch: g1 sends to g2 with DCTCP at both ends (Linux takes ECN
+# from an ECT SYN only into a DCTCP listener) and a 5 ms RTO floor, which
+# HZ 1000 keeps at 5 ms instead of rounding it up to 10.
+grep -q "VSW: kernel HZ 1000," "$T/g1.log" || fail "guest kernel is not HZ 1000: $(grep 'VSW: kernel' "$T/g1.log")"
+uml_exec g2 20 "sysctl -qw net.ipv4.tcp_congestion_control=dctcp && iperf3 -s -D -p 5202" >/dev/null ||
+  fail "could not start a DCTCP iperf3 server in g2"
+uml_exec g1 40 "ip route replace $NET.0/24 dev eth0 rto_min 5ms && sysctl -qw net.ipv4.tcp_congestion_control=dctcp &&
+  { timeout 15 iperf3 -c $NET.12 -p 5202 -t 3 >/dev/null 2>&1 & sleep 1.5; ss -tin dst $NET.12; wait; }" >"$T/ss-g1.txt" ||
+  fail "DCTCP transfer g1->g2 failed: $(tail -n 3 "$T/ss-g1.txt")"
+sed 's/^/[g1 ss] /' "$T/ss-g1.txt" >&2
+# DCTCP reports its state (ce_state, alpha) only with ECN negotiated; without
+# it, it runs as "dctcp-reno" and ss says dctcp:fallback_mode.
+grep -q "dctcp:(ce_state" "$T/ss-g1.txt" || fail "g1's connection does not run DCTCP with ECN (fallback or another CC)"
+RTO_G1=$(grep -o 'rto:[0-9.]*' "$T/ss-g1.txt" | cut -d: -f2 | sort -g | head -n 1)
+log "guest kernel: HZ 1000, DCTCP with ECN through the switch, smallest rto with rto_min 5ms: $RTO_G1 ms"
+
 # ---- consolidation: RTT to a guest that shares a throttled CPU group with load
 [ -n "$CG" ] || skip "connectivity and iperf3 passed; consolidation needs a cgroup v1 cpu controller"
 rtt() {  # rtt LABEL: 150 pings, 20 ms apart, host namespace -> g1

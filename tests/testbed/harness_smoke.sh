@@ -9,13 +9,15 @@
 # usage: harness_smoke.sh [BUILD_DIR]
 set -uo pipefail
 TB=$(cd "$(dirname "$0")/../../bench/testbed" && pwd)
+. "$TB/../../scripts/env.sh"
 export VSW_BUILD=${1:-$(cd "$TB/../.." && pwd)/build}
 NAME=s$(( $$ % 100000 ))
 P=tb$NAME
 OUT=$(mktemp -d /tmp/tbsmoke.XXXXXX)
 DIR=/tmp/tb-$NAME
 export TB_RUN_DIR=/tmp
-skip() { echo "SKIP: $*"; exit 77; }
+. "$TB/../../scripts/skip.sh"
+skip() { vsw_skip echo "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || skip "needs root"
 [ -x /usr/bin/python3 ] || skip "needs /usr/bin/python3"
@@ -70,11 +72,9 @@ print("rows per direction:", n, "configs:", sorted({r["config"] for r in rows}),
 assert n == {"rx": 20, "tx": 20}, n
 assert {r["config"] for r in rows} == {"off", "noop"}
 PY
-if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
-  for f in cdf-rx-50KB.png cdf-tx-50KB.png bars-rx-g1.png; do
-    [ -s "$OUT/res/$f" ] || fail "plot $f missing"
-  done
-fi
+for f in cdf-rx-50KB.png cdf-tx-50KB.png bars-rx-g1.png; do
+  [ -s "$OUT/res/$f" ] || fail "plot $f missing"
+done
 seen=$("$TB_VSWITCHCTL" -s "$TB_CTL" --json stage-list | /usr/bin/python3 -c \
   "import json,sys; print([s for s in json.load(sys.stdin) if s['name']=='noop'][0]['counters']['tcp'])")
 echo "noop stage saw $seen TCP packets while enabled"

@@ -11,7 +11,9 @@ TB_PREFIXES=()
 TB_TMP=$(mktemp -d /tmp/tbtest.XXXXXX)
 
 tb_log() { echo "[$(date +%T.%N | cut -c1-12)] $*"; }
-tb_skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/skip.sh"
+tb_skip() { vsw_skip echo "$@"; }
 tb_fail() { echo "FAIL: $*"; exit 1; }
 
 tb_cleanup() {

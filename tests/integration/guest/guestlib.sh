@@ -74,6 +74,8 @@ cpu_cgroup_remove() {
 # UML_FEATURES_OFF (overridable) is the virtio feature mask the switch port must disable for
 # UML (see docs/testbed.md).
 UML_FEATURES_OFF=${UML_FEATURES_OFF:-0x400ee7f8b}
+# The guest kernel that guest_prepare uml built (tests/integration/guest/uml-kernel).
+UML_KERNEL=${UML_KERNEL:-$VSW_GUEST_CACHE/uml/linux}  # overridable for diagnosis
 uml_start() {
   local name=$1 sock=$2 ip=$3 mac=$4 cg=${5:-}
   local umid=vr${TAG}$name
@@ -82,15 +84,21 @@ uml_start() {
   # The shell puts itself in the cgroup, then becomes the UML kernel: every
   # helper and guest process UML forks inherits the group.
   spawn "$name" sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs" || exit 1; shift; exec "$@"' _ "$cg" \
-    linux.uml "umid=$umid" mem=128M root=/dev/root rootfstype=hostfs rootflags=/ ro "init=$T/uml-init.sh" \
+    "$UML_KERNEL" "umid=$umid" mem=128M root=/dev/root rootfstype=hostfs rootflags=/ ro "init=$T/uml-init.sh" \
     "virtio_uml.device=$sock:1" con=null con0=null,fd:1 "vsw_ip=$ip" "vsw_mac=$mac" "vsw_dir=$T/$name"
   eval "UML_PID_$name=$SPAWNED_PID"
   guest_on_exit "uml_stop $name $SPAWNED_PID $umid"
 }
 uml_wait_ready() {
-  local name=$1 t=${2:-60}
-  wait_until "$t" grep -q "VSW: ready" "$T/$name.log" || fail "UML guest $name did not come up: $(tail -n 5 "$T/$name.log")"
-  grep "VSW: " "$T/$name.log" | sed "s/^/[$name] /" >&2
+  local name=$1 t=${2:-60} pid
+  pid=$(eval echo "\$UML_PID_$name")
+  # Ready, or dead: a guest that panics at boot is reported at once, by the panic's first line.
+  wait_until "$t" bash -c "grep -q 'VSW: ready' '$T/$name.log' || ! kill -0 $pid" || true
+  grep -q "VSW: ready" "$T/$name.log" && { grep "VSW: " "$T/$name.log" | sed "s/^/[$name] /" >&2; return 0; }
+  local panic
+  panic=$(grep -m1 -i -B1 "kernel panic\|panic:" "$T/$name.log" | tr '\n' ' ' || true)
+  [ -z "$panic" ] || fail "UML guest $name panicked at boot: $panic (console: $T/$name.log)"
+  fail "UML guest $name did not come up: $(tail -n 5 "$T/$name.log")"
 }
 # Stops a UML guest from the inside (halt file), then mconsole, then SIGKILL to its process group.
 uml_stop() {
@@ -98,7 +106,7 @@ uml_stop() {
   kill -0 "$pid" 2>/dev/null && {
     touch "$T/$name/halt"
     wait_until 5 bash -c "! kill -0 $pid" ||
-      { uml_mconsole "$umid" halt >/dev/null 2>&1; wait_until 3 bash -c "! kill -0 $pid"; }
+      { timeout 3 uml_mconsole "$umid" halt >/dev/null 2>&1; wait_until 3 bash -c "! kill -0 $pid"; }
   }
   kill -KILL -- "-$pid" 2>/dev/null
   rm -rf "$HOME/.uml/$umid"

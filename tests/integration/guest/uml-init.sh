@@ -20,10 +20,8 @@ mount -t hostfs none /mnt -o "$vsw_dir" || { echo "VSW: hostfs mount of $vsw_dir
 say() { echo "VSW: $*"; }
 say "init $(uname -r) up $(cut -d' ' -f1 /proc/uptime) s"
 
-M=/usr/lib/uml/modules/$(uname -r)/kernel
-for m in net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
-  insmod "$M/$m" || say "insmod $m failed"
-done
+# virtio_net is built into the guest kernel (uml-kernel/guest.config).
+say "kernel HZ $(zcat /proc/config.gz 2>/dev/null | sed -n 's/^CONFIG_HZ=//p'), congestion control: $(cat /proc/sys/net/ipv4/tcp_available_congestion_control)"
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 [ -e /sys/class/net/eth0 ] || { say "no eth0"; dmesg | tail -n 20; poweroff -f; }
