@@ -56,18 +56,11 @@ bool dctcp_on_congestion(CcState& s, const CongestionEvent& e) {
     return true;
   }
   // Sec 3.5: loss is handled as by conventional TCP.
-  const core::LossReaction r = core::classify_loss(s, e, RecoveryStyle::kNewReno);
-  if (r == core::LossReaction::kIgnore) return false;
-  if (r == core::LossReaction::kReduce) s.ssthresh_bytes = core::half_flight(s, e.flight_bytes);
-  core::enter_recovery(s, e);
-  return true;
+  return core::halve_on_loss(s, e, RecoveryStyle::kNewReno);
 }
 
-void dctcp_on_timeout(CcState& s, const TimeoutEvent& e) {
-  core::timeout(s, e, core::half_flight(s, e.flight_bytes));
-}
 }  // namespace
 
-const CcOps kDctcpOps = {"dctcp", dctcp_init, dctcp_on_ack, dctcp_on_congestion, dctcp_on_timeout};
+const CcOps kDctcpOps = {"dctcp", dctcp_init, dctcp_on_ack, dctcp_on_congestion, core::halve_on_timeout};
 
 }  // namespace vsw::congestion

@@ -28,21 +28,14 @@ bool reno_on_congestion(CcState& s, const CongestionEvent& e) {
     core::mark_cwr(s, e);
     return true;
   }
-  const core::LossReaction r = core::classify_loss(s, e, kStyle);
-  if (r == core::LossReaction::kIgnore) return false;
-  if (r == core::LossReaction::kReduce) s.ssthresh_bytes = core::half_flight(s, e.flight_bytes);
-  core::enter_recovery(s, e);
-  return true;
+  return core::halve_on_loss(s, e, kStyle);
 }
 
-void reno_on_timeout(CcState& s, const TimeoutEvent& e) {
-  core::timeout(s, e, core::half_flight(s, e.flight_bytes));
-}
 }  // namespace
 
 const CcOps kRenoOps = {"reno", reno_init, reno_on_ack<RecoveryStyle::kReno>,
-                        reno_on_congestion<RecoveryStyle::kReno>, reno_on_timeout};
+                        reno_on_congestion<RecoveryStyle::kReno>, core::halve_on_timeout};
 const CcOps kNewRenoOps = {"newreno", reno_init, reno_on_ack<RecoveryStyle::kNewReno>,
-                           reno_on_congestion<RecoveryStyle::kNewReno>, reno_on_timeout};
+                           reno_on_congestion<RecoveryStyle::kNewReno>, core::halve_on_timeout};
 
 }  // namespace vsw::congestion

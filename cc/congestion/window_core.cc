@@ -120,4 +120,14 @@ void timeout(CcState& s, const TimeoutEvent& e, uint32_t new_ssthresh) {
   s.ca_bytes_acked = 0;
 }
 
+bool halve_on_loss(CcState& s, const CongestionEvent& e, RecoveryStyle style) {
+  const LossReaction r = classify_loss(s, e, style);
+  if (r == LossReaction::kIgnore) return false;
+  if (r == LossReaction::kReduce) s.ssthresh_bytes = half_flight(s, e.flight_bytes);
+  enter_recovery(s, e);
+  return true;
+}
+
+void halve_on_timeout(CcState& s, const TimeoutEvent& e) { timeout(s, e, half_flight(s, e.flight_bytes)); }
+
 }  // namespace vsw::congestion::core

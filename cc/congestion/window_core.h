@@ -57,4 +57,10 @@ bool timeout_holds_ssthresh(const CcState& s);
 // cwnd = loss window (1 SMSS); ssthresh = new_ssthresh unless held; recover = snd_nxt - 1.
 void timeout(CcState& s, const TimeoutEvent& e, uint32_t new_ssthresh);
 
+// RFC 5681's answers, shared by Reno, NewReno and DCTCP (RFC 8257 sec 3.5:
+// loss as conventional TCP): ssthresh = FlightSize / 2, then fast recovery
+// (returns whether to fast-retransmit) or the loss window.
+bool halve_on_loss(CcState& s, const CongestionEvent& e, RecoveryStyle style);
+void halve_on_timeout(CcState& s, const TimeoutEvent& e);
+
 }  // namespace vsw::congestion::core

@@ -36,15 +36,9 @@ struct Trace {
   AckOutcome ack_marked(uint32_t bytes, bool ece, uint32_t marked) {
     snd_una += bytes;
     if (seq_after(snd_una, snd_nxt)) snd_nxt = snd_una;
-    AckSample a;
-    a.now_us = now_us;
-    a.ack_seq = snd_una;
-    a.snd_nxt = snd_nxt;
+    AckSample a = sample(ece);
     a.bytes_acked = bytes;
     a.bytes_marked = marked;
-    a.flight_bytes = flight();
-    a.srtt_us = srtt_us;
-    a.ece = ece;
     return cc.on_ack(a);
   }
   // n ACKs of one MSS each.
@@ -52,15 +46,20 @@ struct Trace {
     for (int i = 0; i < n; ++i) ack(kMss);
   }
   AckOutcome dup_ack(bool ece = false) {
+    AckSample a = sample(ece);
+    a.dup_ack = true;
+    return cc.on_ack(a);
+  }
+  // An ACK of the sender's current state; the caller adds what it acknowledges.
+  AckSample sample(bool ece) const {
     AckSample a;
     a.now_us = now_us;
     a.ack_seq = snd_una;
     a.snd_nxt = snd_nxt;
     a.flight_bytes = flight();
     a.srtt_us = srtt_us;
-    a.dup_ack = true;
     a.ece = ece;
-    return cc.on_ack(a);
+    return a;
   }
   bool event(CongestionKind kind) {
     return cc.on_congestion_event({kind, now_us, snd_una, snd_nxt, flight()});
