@@ -276,7 +276,6 @@ void Pmd::track_flows(Batch& b) {
   flows_->track_bulk(f.seg, f.n, now_ms_, f.res);
   b.flows = &f;
   b.table = flows_.get();
-  b.now_ms = now_ms_;
 }
 
 void Pmd::run_pipeline(Batch& b) {

@@ -46,7 +46,6 @@ struct Batch {
   uint16_t n = 0;
   BatchFlows* flows = nullptr;  // null when no TCP stage is enabled
   TcpFlowTable* table = nullptr;
-  uint32_t now_ms = 0;
   void reset() { n = 0; }
   void push(rte_mbuf* m) {
     pkts[n] = m;
