@@ -9,7 +9,10 @@
 namespace vsw {
 
 namespace {
-enum : size_t { kSeen, kTcp, kDroppedTtl1, kTxConfirmed, kTxFailed, kNCounters };
+#define NOOP_COUNTERS(X) \
+  X(kSeen, "seen") X(kTcp, "tcp") X(kDroppedTtl1, "dropped_ttl1") X(kTxConfirmed, "tx_confirmed") \
+  X(kTxFailed, "tx_failed")
+enum : size_t { NOOP_COUNTERS(VSW_COUNTER_ID) kNCounters };
 
 class NoopStage final : public Stage {
  public:
@@ -51,6 +54,11 @@ class NoopStage final : public Stage {
 std::unique_ptr<Stage> make_noop_stage(const StageInit& init) {
   return std::make_unique<NoopStage>(init.config.value("drop_ttl1", false), init.config.value("notify_tx", false),
                                      static_cast<uint8_t>(stage_index("noop") + 1));
+}
+
+const std::vector<const char*>& noop_counter_names() {
+  static const std::vector<const char*> n = {NOOP_COUNTERS(VSW_COUNTER_NAME)};
+  return n;
 }
 
 }  // namespace vsw

@@ -95,6 +95,12 @@ struct StageInit {
 };
 
 // One row of the stage registry.
+// Counters are declared once, as an X-macro list of (enum id, name) beside
+// the stage: X(kSeen, "seen") X(...). The enum and the registry's name list
+// both expand it, so they cannot drift apart.
+#define VSW_COUNTER_ID(id, name) id,
+#define VSW_COUNTER_NAME(id, name) name,
+
 struct StageDesc {
   const char* name;
   const char* help;

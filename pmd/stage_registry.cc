@@ -8,17 +8,19 @@ namespace snoop {
 const std::vector<const char*>& snoop_counter_names();
 }
 std::unique_ptr<Stage> make_monitor_stage(const StageInit&);
+namespace mon {
+const std::vector<const char*>& monitor_counter_names();
+}
+const std::vector<const char*>& noop_counter_names();
 
 const std::vector<StageDesc>& stage_registry() {
   static const std::vector<StageDesc> reg = {
       {"noop", "forwards everything; counts packets (optionally drops IPv4 TTL 1)",
-       {"forward", "drop"}, {"seen", "tcp", "dropped_ttl1", "tx_confirmed", "tx_failed"}, false, make_noop_stage},
+       {"forward", "drop"}, noop_counter_names(), false, make_noop_stage},
       {"monitor", "passive TCP diagnosis: RTT halves, guest delay, flight/cwnd bound, retransmissions (spurious), "
                   "loss episodes, phase, limited-by (cc/stages/monitor_*.cc)",
        {"forward"},
-       {"packets", "untracked", "connections", "midstream", "rtt_samples", "ts_samples", "karn_skipped", "retrans",
-        "spurious_retrans", "dupacks", "fast_retx", "timeouts", "gaps", "hole_fills", "guest_delay", "guest_off",
-        "phase_changes", "exported", "export_dropped"},
+       mon::monitor_counter_names(),
        true, make_monitor_stage},
       {"snoop", "vSnoop early ACK toward vhost-user guests, only for bytes the guest ring took (cc/stages/snoop_*.cc)",
        {"forward", "drop", "rewrite", "emit"}, snoop::snoop_counter_names(), true, make_snoop_stage},

@@ -23,6 +23,11 @@ namespace vsw {
 
 using namespace mon;
 
+const std::vector<const char*>& mon::monitor_counter_names() {
+  static const std::vector<const char*> n = {MONITOR_COUNTERS(VSW_COUNTER_NAME)};
+  return n;
+}
+
 namespace {
 
 template <typename T>

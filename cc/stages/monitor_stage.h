@@ -31,29 +31,30 @@ struct Datapath;
 
 namespace mon {
 
-// Counter order of the registry row (pmd/stage_registry.cc).
-enum Ctr : size_t {
-  kCtrPackets,       // TCP packets inspected
-  kCtrUntracked,     // TCP packets the flow table did not track (table full, stray RST/FIN)
-  kCtrConnections,   // connections whose state was (re)initialised
-  kCtrMidstream,     // ... of which picked up mid-stream
-  kCtrRttSamples,    // Karn samples (data -> ACK)
-  kCtrTsSamples,     // timestamp-echo samples (ACK -> sender's answer)
-  kCtrKarnSkipped,   // timed segment retransmitted: sample discarded
-  kCtrRetrans,       // retransmitted segments
-  kCtrSpurious,      // ... whose ACK had already passed toward the sender
-  kCtrDupacks,
-  kCtrFastRetx,      // fast-retransmit episodes
-  kCtrTimeouts,      // RTO episodes
-  kCtrGaps,          // sequence holes (loss / reordering before the switch)
-  kCtrHoleFills,
-  kCtrGuestDelay,    // gaps attributed to guest scheduling
-  kCtrGuestOff,      // data timed toward a guest that was not running / ring full
-  kCtrPhaseChanges,
-  kCtrExported,      // closed-connection records queued for the export file
-  kCtrExportDropped, // ... lost because the writer fell behind
-  kCtrCount
-};
+// Counters: enum id, name (vswitchctl stage-list), what it counts.
+#define MONITOR_COUNTERS(X) \
+  X(kCtrPackets, "packets") /* TCP packets inspected */ \
+  X(kCtrUntracked, "untracked") /* TCP packets the flow table did not track (table full, stray RST/FIN) */ \
+  X(kCtrConnections, "connections") /* connections whose state was (re)initialised */ \
+  X(kCtrMidstream, "midstream") /* ... of which picked up mid-stream */ \
+  X(kCtrRttSamples, "rtt_samples") /* Karn samples (data -> ACK) */ \
+  X(kCtrTsSamples, "ts_samples") /* timestamp-echo samples (ACK -> sender's answer) */ \
+  X(kCtrKarnSkipped, "karn_skipped") /* timed segment retransmitted: sample discarded */ \
+  X(kCtrRetrans, "retrans") /* retransmitted segments */ \
+  X(kCtrSpurious, "spurious_retrans") /* ... whose ACK had already passed toward the sender */ \
+  X(kCtrDupacks, "dupacks") \
+  X(kCtrFastRetx, "fast_retx") /* fast-retransmit episodes */ \
+  X(kCtrTimeouts, "timeouts") /* RTO episodes */ \
+  X(kCtrGaps, "gaps") /* sequence holes (loss / reordering before the switch) */ \
+  X(kCtrHoleFills, "hole_fills") \
+  X(kCtrGuestDelay, "guest_delay") /* gaps attributed to guest scheduling */ \
+  X(kCtrGuestOff, "guest_off") /* data timed toward a guest that was not running / ring full */ \
+  X(kCtrPhaseChanges, "phase_changes") \
+  X(kCtrExported, "exported") /* closed-connection records queued for the export file */ \
+  X(kCtrExportDropped, "export_dropped") /* ... lost because the writer fell behind */
+
+enum Ctr : size_t { MONITOR_COUNTERS(VSW_COUNTER_ID) kCtrCount };
+const std::vector<const char*>& monitor_counter_names();
 
 // A consistent copy of one connection (taken on its PMD).
 struct FlowSnap {

@@ -44,14 +44,7 @@ const char* mode_name(Mode m) {
 }
 
 const std::vector<const char*>& snoop_counter_names() {
-  static const std::vector<const char*> n = {
-      "seen", "init_handshake", "init_midstream", "data_marked", "tx_confirmed", "tx_refused", "early_ack",
-      "early_ack_bytes", "reack_duplicate", "offline_out_of_order", "offline_no_buffer", "offline_ce",
-      "offline_window", "resume_guest_ack", "resume_retransmission", "sync_done", "sync_restart", "no_ack_flags", "no_ack_ts",
-      "no_ack_off", "guest_ack", "guest_ack_drop_covered", "guest_ack_drop_dup", "guest_ack_pass",
-      "guest_ack_raised", "guest_win_capped", "guest_sack_trimmed", "closed", "port_disabled", "ack_alloc_fail",
-      "stale_note", "role_swap", "win_ring_bound", "win_update"};
-  static_assert(kNCtr == 34);
+  static const std::vector<const char*> n = {SNOOP_COUNTERS(VSW_COUNTER_NAME)};
   return n;
 }
 

@@ -87,44 +87,44 @@ struct Conn {
 };
 static_assert(sizeof(Conn) == 104);
 
-// Counter indexes (names in snoop_counter_names(), same order).
-enum Ctr : size_t {
-  kSeen,              // TCP packets of tracked connections looked at
-  kInitHandshake,     // connection state from the guest's SYN / SYN-ACK
-  kInitMidstream,     // mid-stream initialisation (sync mode)
-  kDataMarked,        // sender data segments marked for the transmit notification
-  kTxConfirmed,       // ... the guest ring took it
-  kTxRefused,         // ... the guest ring refused it
-  kEarlyAck,          // early ACKs sent
-  kEarlyAckBytes,     // bytes they acknowledged
-  kReack,             // duplicate segment re-acknowledged (sender missed our ACK)
-  kOfflineOoo,        // -> offline: hole before an enqueued segment
-  kOfflineNoBuf,      // -> offline: guest ring full
-  kOfflineCe,         // -> offline: CE-marked segment (guest echoes ECN)
-  kOfflineWindow,     // segment beyond the guest's advertised window
-  kResumeGuestAck,    // back online: guest acknowledged everything enqueued
-  kResumeRetrans,     // back online: retransmission from NEXT_SEQ enqueued
-  kSyncDone,          // mid-stream sync completed
-  kSyncRestart,       // sync point moved up: a hole or refusal after it (the guest must ack the new one)
-  kNoAckFlags,        // not acked: SYN/RST/URG or FIN without payload
-  kNoAckTs,           // not acked: timestamps negotiated but missing
-  kNoAckOff,          // not acked: port/connection disabled or guest gone
-  kGuestAck,          // guest packets with ACK looked at
-  kGuestAckDropCovered,  // pure guest ACK below our early ACK: dropped
-  kGuestAckDropDup,      // pure guest ACK equal to our early ACK, nothing new: dropped
-  kGuestAckPass,         // guest ACK passed
-  kGuestAckRaised,       // ACK number raised to the early-ACK point (data / ECE / SACK)
-  kGuestWinCapped,       // window lowered to the port bound / guest right edge
-  kGuestSackTrimmed,     // SACK blocks below the raised ACK removed
-  kClosed,               // FIN / RST: snooping ended
-  kPortDisabled,         // connection switched off (port disabled, relinked, guest gone)
-  kAckAllocFail,         // no mbuf for an early ACK
-  kStaleNote,            // transmit note for a connection that is gone
-  kRoleSwap,             // guest side re-learned: the endpoint it took for the guest sent data first
-  kWinRingBound,         // window toward the sender lowered to the port's unpromised ring room
-  kWinUpdate,            // window update sent to a sender the ring bound had starved
-  kNCtr
-};
+// Counters: enum id, name (vswitchctl stage-list), what it counts.
+#define SNOOP_COUNTERS(X) \
+  X(kSeen, "seen") /* TCP packets of tracked connections looked at */ \
+  X(kInitHandshake, "init_handshake") /* connection state from the guest's SYN / SYN-ACK */ \
+  X(kInitMidstream, "init_midstream") /* mid-stream initialisation (sync mode) */ \
+  X(kDataMarked, "data_marked") /* sender data segments marked for the transmit notification */ \
+  X(kTxConfirmed, "tx_confirmed") /* ... the guest ring took it */ \
+  X(kTxRefused, "tx_refused") /* ... the guest ring refused it */ \
+  X(kEarlyAck, "early_ack") /* early ACKs sent */ \
+  X(kEarlyAckBytes, "early_ack_bytes") /* bytes they acknowledged */ \
+  X(kReack, "reack_duplicate") /* duplicate segment re-acknowledged (sender missed our ACK) */ \
+  X(kOfflineOoo, "offline_out_of_order") /* -> offline: hole before an enqueued segment */ \
+  X(kOfflineNoBuf, "offline_no_buffer") /* -> offline: guest ring full */ \
+  X(kOfflineCe, "offline_ce") /* -> offline: CE-marked segment (guest echoes ECN) */ \
+  X(kOfflineWindow, "offline_window") /* segment beyond the guest's advertised window */ \
+  X(kResumeGuestAck, "resume_guest_ack") /* back online: guest acknowledged everything enqueued */ \
+  X(kResumeRetrans, "resume_retransmission") /* back online: retransmission from NEXT_SEQ enqueued */ \
+  X(kSyncDone, "sync_done") /* mid-stream sync completed */ \
+  X(kSyncRestart, "sync_restart") /* sync point moved up: a hole or refusal after it (the guest must ack the new one) */ \
+  X(kNoAckFlags, "no_ack_flags") /* not acked: SYN/RST/URG or FIN without payload */ \
+  X(kNoAckTs, "no_ack_ts") /* not acked: timestamps negotiated but missing */ \
+  X(kNoAckOff, "no_ack_off") /* not acked: port/connection disabled or guest gone */ \
+  X(kGuestAck, "guest_ack") /* guest packets with ACK looked at */ \
+  X(kGuestAckDropCovered, "guest_ack_drop_covered") /* pure guest ACK below our early ACK: dropped */ \
+  X(kGuestAckDropDup, "guest_ack_drop_dup") /* pure guest ACK equal to our early ACK, nothing new: dropped */ \
+  X(kGuestAckPass, "guest_ack_pass") /* guest ACK passed */ \
+  X(kGuestAckRaised, "guest_ack_raised") /* ACK number raised to the early-ACK point (data / ECE / SACK) */ \
+  X(kGuestWinCapped, "guest_win_capped") /* window lowered to the port bound / guest right edge */ \
+  X(kGuestSackTrimmed, "guest_sack_trimmed") /* SACK blocks below the raised ACK removed */ \
+  X(kClosed, "closed") /* FIN / RST: snooping ended */ \
+  X(kPortDisabled, "port_disabled") /* connection switched off (port disabled, relinked, guest gone) */ \
+  X(kAckAllocFail, "ack_alloc_fail") /* no mbuf for an early ACK */ \
+  X(kStaleNote, "stale_note") /* transmit note for a connection that is gone */ \
+  X(kRoleSwap, "role_swap") /* guest side re-learned: the endpoint it took for the guest sent data first */ \
+  X(kWinRingBound, "win_ring_bound") /* window toward the sender lowered to the port's unpromised ring room */ \
+  X(kWinUpdate, "win_update") /* window update sent to a sender the ring bound had starved */
+
+enum Ctr : size_t { SNOOP_COUNTERS(VSW_COUNTER_ID) kNCtr };
 const std::vector<const char*>& snoop_counter_names();
 
 struct PortCfg {
